@@ -1,0 +1,99 @@
+"""The one user-facing error type and its per-step subclasses.
+
+Every error a user can cause or fix is a ``ToolError``: its ``str`` is the one
+line the CLI prints (``file:line: what is wrong; what to do``).  The CLI edge
+(``__main__``) catches it once, prints it and exits with ``exit_code``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = [
+    "CommandFailed",
+    "CommandNotFound",
+    "DeployError",
+    "ImageBuildError",
+    "PublishError",
+    "RenderError",
+    "SettingsError",
+    "ToolError",
+    "UsageError",
+    "ValidationFailed",
+]
+
+EXIT_FINDINGS = 1
+EXIT_USAGE = 2
+
+
+class ToolError(Exception):
+    """A problem the user can fix; printed as one line, never as a traceback."""
+
+    exit_code = EXIT_FINDINGS
+
+
+class UsageError(ToolError):
+    """Bad command-line input: unknown template name, bad flag value."""
+
+    exit_code = EXIT_USAGE
+
+
+class SettingsError(ToolError):
+    """``bundle.toml`` or a template's ``template.toml`` is missing or wrong."""
+
+    exit_code = EXIT_USAGE
+
+
+class RenderError(ToolError):
+    """A template source could not be rendered (jinja2 syntax, undefined name)."""
+
+
+class ValidationFailed(ToolError):
+    """Validation found problems; the report has already been printed."""
+
+
+class ImageBuildError(ToolError):
+    """An image could not be built or pushed."""
+
+
+class PublishError(ToolError):
+    """A template could not be published to Coder."""
+
+
+class DeployError(ToolError):
+    """The server chart could not be rendered or deployed."""
+
+
+class CommandNotFound(ToolError):
+    """An external program (terraform, coder, helm) is not installed."""
+
+    exit_code = EXIT_USAGE
+
+
+class CommandFailed(ToolError):
+    """An external program exited non-zero; carries its (redacted) output."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        returncode: int,
+        stdout: str,
+        stderr: str,
+    ) -> None:
+        self.argv = tuple(argv)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        super().__init__(f"{argv[0]} exited with code {returncode}")
+
+    def details(self) -> str:
+        """The command's output, indented, for display under the one-line error."""
+        parts = []
+        for name, text in (("stdout", self.stdout), ("stderr", self.stderr)):
+            if text.strip():
+                body = "\n".join(f"    {line}" for line in text.rstrip().splitlines())
+                parts.append(f"  {name}:\n{body}")
+        return "\n".join(parts)
