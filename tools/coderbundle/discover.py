@@ -23,7 +23,8 @@ SETTINGS_FILE = "template.toml"
 # codersdk/name.go: template names are short, alphanumeric with single hyphens.
 _NAME = re.compile(r"^[a-zA-Z0-9]+(?:-[a-zA-Z0-9]+)*$")
 _REQUIRED = ("display_name", "description", "icon", "tags", "image")
-_KNOWN = {*_REQUIRED, "agent_description", "offers"}
+_KNOWN = {*_REQUIRED, "agent_description", "offers", "variables"}
+_VARIABLE_KEYS = {"env", "description"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class TemplateSettings:
     image: str
     agent_description: str = ""
     offers: dict[str, Any] = field(default_factory=dict)
+    # Terraform variables set at publish time from the environment:
+    # {"anthropic_api_key": {"env": "ANTHROPIC_API_KEY", "description": "..."}}.
+    variables: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,10 @@ def _load_settings(folder: Path) -> TemplateSettings:
     if not isinstance(data["tags"], list) or not all(isinstance(t, str) for t in data["tags"]):
         msg = f"{path}: 'tags' must be a list of strings"
         raise SettingsError(msg)
+    for name, spec in data.get("variables", {}).items():
+        if not isinstance(spec, dict) or "env" not in spec or set(spec) - _VARIABLE_KEYS:
+            msg = f"{path}: variables.{name} needs exactly an 'env' key (and an optional 'description')"
+            raise SettingsError(msg)
     return TemplateSettings(**{**data, "tags": tuple(data["tags"])})
 
 
