@@ -95,7 +95,7 @@ def find_templates(templates_dir: Path, names: Sequence[str] = ()) -> list[Templ
     chosen = [available[n] for n in dict.fromkeys(names)] if names else folders
     templates = []
     for folder in chosen:
-        if not _NAME.match(folder.name) or len(folder.name) >= 32:  # noqa: PLR2004 - Coder's limit
+        if not _NAME.match(folder.name) or len(folder.name) >= 32:
             msg = f"{folder}: template name must be < 32 chars of letters, digits, single hyphens"
             raise SettingsError(msg)
         templates.append(Template(folder.name, folder, _load_settings(folder)))

@@ -98,7 +98,7 @@ def _line(rule: Any) -> int:
 
 def _unquote(value: Any) -> str:
     text = str(value)
-    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text  # noqa: PLR2004
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
 
 
 def _convert_body(body: Any, block: Block) -> None:
@@ -148,7 +148,7 @@ def is_expression(value: Any) -> bool:
 
 def literal(value: Any) -> Any:
     """A plain string without its quotes; other values unchanged."""
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':  # noqa: PLR2004
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
         return value[1:-1]
     return value
 
@@ -178,11 +178,22 @@ def _expression_parts(value: Any) -> Iterator[str]:
 def references(value: Any) -> set[str]:
     """Addresses an attribute value refers to: ``var.x``, ``data.t.n``, ``t.n``, ``module.m``."""
     refs: set[str] = set()
-    for expr in _expression_parts(value):
+    for expr in _expression_parts(_unescape(value)):
         # Drop string literals inside the expression, but keep their own ${...}.
         inner = " ".join(re.findall(r"\$\{(.*?)\}", expr)) + " " + _STRING.sub(" ", expr)
         refs.update(_normalize(m.group(1)) for m in _REF.finditer(inner))
     return refs
+
+
+def _unescape(value: Any) -> Any:
+    """Drop Terraform's escaped ``$${...}`` (literal text, often shell) before scanning."""
+    if isinstance(value, str):
+        return re.sub(r"\$\$\{[^}]*\}", "", value)
+    if isinstance(value, dict):
+        return {_unescape(k): _unescape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unescape(v) for v in value]
+    return value
 
 
 def _normalize(ref: str) -> str:

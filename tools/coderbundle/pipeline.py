@@ -20,4 +20,6 @@ def render_all(settings: Settings, names: Sequence[str] = ()) -> list[RenderedTe
     """Find the templates asked for and render each into ``build/templates/``."""
     out = settings.build_dir / "templates"
     out.mkdir(parents=True, exist_ok=True)
-    return [render_template(t, settings, out) for t in find_templates(settings.templates_dir, names)]
+    return [
+        render_template(t, settings, out) for t in find_templates(settings.templates_dir, names)
+    ]

@@ -138,7 +138,10 @@ def _context(template: Template, settings: Settings, versions: dict[str, Any]) -
     return {
         "template": {"name": template.name, **asdict(s), "tags": list(s.tags)},
         "offers": s.offers,
-        "workspace": {**asdict(settings.workspace), "home_disk_gib": settings.workspace.home_disk_gib},
+        "workspace": {
+            **asdict(settings.workspace),
+            "home_disk_gib": settings.workspace.home_disk_gib,
+        },
         "versions": versions,
     }
 

@@ -1,0 +1,214 @@
+"""Validate rendered templates: parse, rule set, schemas, terraform fmt and validate.
+
+Every problem across every template is collected before anything fails; the
+report is printed once.  Results are cached by the rendered content digest,
+so an unchanged re-run parses nothing and starts no subprocess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from coderbundle import __version__, hcl, terraform
+from coderbundle.console import err_console
+from coderbundle.render import load_versions
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from coderbundle.render import RenderedTemplate
+    from coderbundle.settings import Settings
+
+__all__ = ["Problem", "Report", "TemplateResult", "print_report", "validate_templates"]
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One finding: which rule, where, and what to do."""
+
+    file: str
+    line: int
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        """``file:line: RULE message``, the format editors and CI understand."""
+        return f"{self.file}:{self.line}: {self.rule} {self.message}"
+
+
+@dataclass
+class TemplateResult:
+    """Everything found in one rendered template."""
+
+    name: str
+    path: str
+    problems: list[Problem] = field(default_factory=list)
+    terraform_validate: str = "not run"
+    cached: bool = False
+
+
+@dataclass
+class Report:
+    """All templates' results; ``ok`` when no template has a problem."""
+
+    results: list[TemplateResult]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was found."""
+        return not any(r.problems for r in self.results)
+
+    def to_json(self) -> dict[str, Any]:
+        """A stable, machine-readable form for CI (``--format json``)."""
+        return {
+            "ok": self.ok,
+            "templates": [
+                {
+                    "name": r.name,
+                    "path": r.path,
+                    "terraform_validate": r.terraform_validate,
+                    "cached": r.cached,
+                    "problems": [asdict(p) for p in sorted(r.problems)],
+                }
+                for r in self.results
+            ],
+        }
+
+
+def _code_fingerprint() -> str:
+    """A hash of the validator's own code and data: a new rule invalidates the cache."""
+    h = hashlib.sha256(__version__.encode())
+    package = resources.files("coderbundle")
+    for entry in sorted(package.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".py"):
+            h.update(entry.read_bytes())
+    data = package / "data"
+    if data.is_dir():
+        for entry in sorted(data.iterdir(), key=lambda e: e.name):
+            h.update(entry.read_bytes())
+    return h.hexdigest()
+
+
+def _parse(r: RenderedTemplate, problems: list[Problem]) -> dict[str, hcl.Block]:
+    files: dict[str, hcl.Block] = {}
+    for rel in r.files:
+        if not rel.endswith(".tf"):
+            continue
+        path = r.path / rel
+        try:
+            files[str(path)] = hcl.parse_file(path)
+        except hcl.HclSyntaxError as exc:
+            problems.append(Problem(str(path), exc.line, "CB001", f"syntax error: {exc}"))
+    return files
+
+
+def _check_one(r: RenderedTemplate, versions: dict[str, Any]) -> list[Problem]:
+    from coderbundle import rules  # noqa: PLC0415 - only needed on a cache miss
+
+    problems: list[Problem] = []
+    files = _parse(r, problems)
+    problems += rules.check_template(r, files, versions)
+    try:
+        from coderbundle import schema  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - schema data ships with the package
+        schema = None  # type: ignore[assignment]
+    if schema is not None and files:
+        problems += schema.check_schemas(files, versions)
+    return problems
+
+
+def _cache_file(settings: Settings, r: RenderedTemplate, fingerprint: str) -> Path:
+    tf = terraform.fingerprint()
+    key = hashlib.sha256(f"{r.digest}\0{fingerprint}\0{tf}".encode()).hexdigest()[:32]
+    return settings.build_dir / ".cache" / "validate" / f"{r.name}-{key}.json"
+
+
+def _load_cached(path: Path) -> TemplateResult | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    problems = [Problem(**p) for p in data.pop("problems")]
+    return TemplateResult(**data, problems=problems, cached=True)
+
+
+def _store(path: Path, result: TemplateResult) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = asdict(result)
+    data.pop("cached")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
+
+
+def validate_templates(
+    rendered: Sequence[RenderedTemplate],
+    settings: Settings,
+    *,
+    use_cache: bool = True,
+) -> Report:
+    """Check every rendered template and return the report (nothing is raised)."""
+    fingerprint = _code_fingerprint()
+    versions = load_versions(settings.templates_dir)
+    results: list[TemplateResult] = []
+    todo: list[tuple[RenderedTemplate, TemplateResult, Path]] = []
+    for r in rendered:
+        cache = _cache_file(settings, r, fingerprint)
+        cached = _load_cached(cache) if use_cache else None
+        if cached is not None:
+            results.append(cached)
+            continue
+        result = TemplateResult(r.name, str(r.path), _check_one(r, versions))
+        results.append(result)
+        todo.append((r, result, cache))
+    if todo:
+        _run_terraform([(r, res) for r, res, _ in todo], settings)
+        for _, result, cache in todo:
+            _store(cache, result)
+    return Report(results)
+
+
+def _run_terraform(
+    batch: list[tuple[RenderedTemplate, TemplateResult]], settings: Settings
+) -> None:
+    for path, line, message in terraform.fmt_check([r.path for r, _ in batch]):
+        for r, result in batch:
+            if path.is_relative_to(r.path):
+                result.problems.append(Problem(str(path), line, "CB002", message))
+    for r, result in batch:
+        outcome = terraform.validate_dir(r.path, settings.build_dir / ".cache" / "terraform")
+        result.terraform_validate = outcome.status
+        result.problems += [Problem(f, ln, "CB003", msg) for f, ln, msg in outcome.diagnostics]
+
+
+def print_report(report: Report, *, fmt: str = "text") -> None:
+    """Print the report: JSON on stdout, or readable text on stderr."""
+    if fmt == "json":
+        print(json.dumps(report.to_json(), indent=2, sort_keys=True))  # noqa: T201
+        return
+    for result in report.results:
+        for problem in sorted(result.problems):
+            err_console.print(str(problem), markup=False)
+    for result in report.results:
+        state = "ok" if not result.problems else f"{len(result.problems)} problem(s)"
+        cached = " (cached)" if result.cached else ""
+        err_console.print(
+            f"{result.name}: {state}{cached}; terraform validate {result.terraform_validate}",
+            markup=False,
+        )
+    total = sum(len(r.problems) for r in report.results)
+    if total:
+        err_console.print(f"[bold red]{total} problem(s)[/] in {len(report.results)} template(s)")
+    else:
+        err_console.print(f"[green]all {len(report.results)} template(s) valid[/]")
+
+
+def terraform_available() -> bool:
+    """True when a terraform binary is on PATH."""
+    return shutil.which("terraform") is not None
