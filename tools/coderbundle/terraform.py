@@ -62,13 +62,17 @@ def fmt_check(dirs: Sequence[Path]) -> list[tuple[Path, int, str]]:
     """Files that ``terraform fmt`` would change, with the first line that differs."""
     if not dirs or _binary() is None:
         return []
-    argv = ["terraform", "fmt", "-check", "-diff", "-no-color", "-recursive", *map(str, dirs)]
-    result = process.run(argv, check=False)
+    base = Path(os.path.commonpath([d.resolve() for d in dirs]))
+    if len(dirs) == 1:
+        base = base.parent
+    targets = [str(d.resolve().relative_to(base)) for d in dirs]
+    argv = ["terraform", "fmt", "-check", "-diff", "-no-color", "-recursive", *targets]
+    result = process.run(argv, cwd=base, check=False)
     found: list[tuple[Path, int, str]] = []
     current: Path | None = None
     for line in result.stdout.splitlines():
         if line.startswith("--- old/"):
-            current = Path(line.removeprefix("--- old/"))
+            current = base / line.removeprefix("--- old/")
         elif current is not None and (m := re.match(r"@@ -(\d+)", line)):
             msg = "not terraform fmt-clean; fix the template source so the output is formatted"
             found.append((current, int(m.group(1)), msg))

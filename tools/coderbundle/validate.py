@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -207,8 +206,3 @@ def print_report(report: Report, *, fmt: str = "text") -> None:
         err_console.print(f"[bold red]{total} problem(s)[/] in {len(report.results)} template(s)")
     else:
         err_console.print(f"[green]all {len(report.results)} template(s) valid[/]")
-
-
-def terraform_available() -> bool:
-    """True when a terraform binary is on PATH."""
-    return shutil.which("terraform") is not None

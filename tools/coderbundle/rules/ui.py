@@ -154,7 +154,8 @@ def presets_consistent(m: Model) -> Iterator[Problem]:
     defaults = [p for p in presets if p.get("default") is True]
     for extra in defaults[1:]:
         yield m.problem(extra, "CB119", "more than one preset has default = true; keep one")
-    by_name = {literal(p.get("name")): p for p in _parameters(m)}
+    names = Counter(literal(p.get("name")) for p in _parameters(m))
+    by_name = {literal(p.get("name")): p for p in _parameters(m) if names[literal(p.get("name"))] == 1}
     for preset in presets:
         values = preset.get("parameters") or {}
         if not isinstance(values, dict):
@@ -165,6 +166,8 @@ def presets_consistent(m: Model) -> Iterator[Problem]:
                 name = ref
             param = by_name.get(name)
             where = line_of(preset, "parameters")
+            if names[name] > 1:
+                continue  # CB110 reports the duplicate
             if param is None:
                 yield m.problem(preset, "CB119", f"preset sets unknown parameter {name!r}", where)
             elif not is_expression(value) and (why := value_problem(param, value)):

@@ -1,0 +1,100 @@
+"""Every rule fires on its fixture and stays quiet on the good ones; terraform runs for real."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from coderbundle import rules, terraform
+from coderbundle.pipeline import render_all
+from coderbundle.settings import load_settings
+from coderbundle.validate import validate_templates
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "templates"
+CASES = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "rules.md"
+OFFLINE = {"CODERBUNDLE_TERRAFORM_VALIDATE": "auto"}
+
+
+def expected(case: str) -> set[str]:
+    path = FIXTURES / case / ".expect"
+    return set(path.read_text().split()) if path.exists() else set()
+
+
+def run(root: Path, *names: str, use_cache: bool = False):
+    settings = load_settings(root, OFFLINE)
+    return validate_templates(render_all(settings, names), settings, use_cache=use_cache)
+
+
+@pytest.mark.terraform
+@pytest.mark.parametrize("case", CASES)
+def test_fixture_fires_exactly_its_rules(bundle, case):
+    report = run(bundle(case))
+    found = {p.rule for r in report.results for p in r.problems}
+    assert found == expected(case), [str(p) for r in report.results for p in r.problems]
+    for problem in (p for r in report.results for p in r.problems):
+        assert problem.file.endswith(".tf") or problem.file.endswith("README.md")
+        assert problem.line >= 0
+
+
+def test_every_rule_has_a_firing_fixture_and_documentation():
+    fired = set().union(*(expected(c) for c in CASES))
+    docs = DOCS.read_text()
+    for rule_id in [*rules.RULES, "CB001", "CB002", "CB003"]:
+        assert rule_id in fired or rule_id == "CB118", f"{rule_id} has no fixture"
+        assert re.search(rf"^## {rule_id}\b", docs, re.MULTILINE), f"{rule_id} not in docs/rules.md"
+
+
+def test_upload_limit_fires_on_a_large_template(bundle):
+    root = bundle("good")
+    (root / "templates" / "good" / "big.sh").write_bytes(b"#" * (1 << 20))
+    report = run(root)
+    assert {p.rule for p in report.results[0].problems} == {"CB118"}
+
+
+@pytest.mark.terraform
+def test_terraform_validate_runs_for_real_offline(bundle):
+    report = run(bundle("tf-offline-good", "tf-offline-bad"))
+    by_name = {r.name: r for r in report.results}
+    assert by_name["tf-offline-good"].terraform_validate == "passed"
+    assert by_name["tf-offline-bad"].terraform_validate == "failed"
+    (cb003,) = [p for p in by_name["tf-offline-bad"].problems if p.rule == "CB003"]
+    assert cb003.line == 9
+    assert "upper" in cb003.message
+
+
+@pytest.mark.terraform
+def test_terraform_validate_says_why_it_skipped(bundle):
+    report = run(bundle("good"))
+    status = report.results[0].terraform_validate
+    if terraform._registry_unreachable():
+        assert status.startswith("skipped: providers and modules cannot be fetched")
+    else:  # a machine that reaches the registries runs it (users' CI)
+        assert status in {"passed", "failed"} or status.startswith("skipped: terraform init")
+
+
+def test_terraform_validate_can_be_disabled(bundle):
+    root = bundle("tf-offline-good")
+    settings = load_settings(root, {})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CODERBUNDLE_TERRAFORM_VALIDATE", "never")
+        report = validate_templates(render_all(settings), settings, use_cache=False)
+    expected_status = "skipped: disabled by CODERBUNDLE_TERRAFORM_VALIDATE=never"
+    assert report.results[0].terraform_validate == expected_status
+
+
+@pytest.mark.terraform
+def test_unchanged_rerun_comes_from_the_cache(bundle):
+    root = bundle("good", "bad-app-slug")
+    first = run(root, use_cache=True)
+    second = run(root, use_cache=True)
+    assert not any(r.cached for r in first.results)
+    assert all(r.cached for r in second.results)
+    assert first.to_json()["templates"][0]["problems"] == second.to_json()["templates"][0]["problems"]
+    # A change to one template re-checks only that one.
+    main = root / "templates" / "good" / "main.tf"
+    main.write_text(main.read_text().replace('slug     = "hello-app"', 'slug     = "hello-web"'))
+    third = run(root, use_cache=True)
+    assert [r.cached for r in third.results] == [True, False]
