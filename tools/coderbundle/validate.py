@@ -173,9 +173,12 @@ def validate_templates(
     return Report(results)
 
 
-def _run_terraform(
-    batch: list[tuple[RenderedTemplate, TemplateResult]], settings: Settings
-) -> None:
+def _run_terraform(batch: list[tuple[RenderedTemplate, TemplateResult]], settings: Settings) -> None:
+    # terraform cannot format or validate what does not parse; CB001 already says why.
+    unparsable = [(r, res) for r, res in batch if any(p.rule == "CB001" for p in res.problems)]
+    for _, result in unparsable:
+        result.terraform_validate = "skipped: the template does not parse (see CB001)"
+    batch = [item for item in batch if item not in unparsable]
     for path, line, message in terraform.fmt_check([r.path for r, _ in batch]):
         for r, result in batch:
             if path.is_relative_to(r.path):
