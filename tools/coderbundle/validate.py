@@ -112,6 +112,8 @@ def _check_one(r: RenderedTemplate, versions: dict[str, Any]) -> list[Problem]:
 
     problems: list[Problem] = []
     files = _parse(r, problems)
+    if problems:  # rules on a partial parse would only report noise
+        return problems
     problems += rules.check_template(r, files, versions)
     try:
         from coderbundle import schema  # noqa: PLC0415
