@@ -1,0 +1,58 @@
+"""Entry points for people and CI: `nox -s publish`, `nox -s tests`, `nox -s validate`, ...
+
+Every session calls `python -m coderbundle <verb>` (or pytest), so a local run
+and CI take the same path.  `publish` and `deploy` never run by accident.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.needs_version = ">=2024.10.9"
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["lint", "tests", "validate"]
+
+PYPROJECT = nox.project.load_toml("pyproject.toml")
+TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "test")
+LINT_DEPS = nox.project.dependency_groups(PYPROJECT, "lint")
+
+
+def _install(session: nox.Session, *extra: str) -> None:
+    session.install("-e", ".", *extra)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Run ruff and mypy (strict) over the tool and the tests."""
+    _install(session, *LINT_DEPS)
+    session.run("ruff", "check", "tools", "tests", "noxfile.py", "scripts", *session.posargs)
+    session.run("mypy")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (Docker and Helm tests run when their tools are present)."""
+    _install(session, *TEST_DEPS)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def render(session: nox.Session) -> None:
+    """Render templates into build/templates/ (`nox -s render -- nodejs`)."""
+    _install(session)
+    session.run("python", "-m", "coderbundle", "render", *session.posargs)
+
+
+@nox.session
+def validate(session: nox.Session) -> None:
+    """Render and validate every template (`-- --format json` for CI)."""
+    _install(session)
+    session.run("python", "-m", "coderbundle", "validate", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: validation (cold and cached) and the other pipeline steps."""
+    _install(session, *TEST_DEPS)
+    session.run("python", "scripts/bench_validate.py", *session.posargs)
