@@ -108,19 +108,14 @@ def _parse(r: RenderedTemplate, problems: list[Problem]) -> dict[str, hcl.Block]
 
 
 def _check_one(r: RenderedTemplate, versions: dict[str, Any]) -> list[Problem]:
-    from coderbundle import rules  # noqa: PLC0415 - only needed on a cache miss
+    from coderbundle import rules, schema  # noqa: PLC0415 - only needed on a cache miss
 
     problems: list[Problem] = []
     files = _parse(r, problems)
     if problems:  # rules on a partial parse would only report noise
         return problems
     problems += rules.check_template(r, files, versions)
-    try:
-        from coderbundle import schema  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - schema data ships with the package
-        schema = None  # type: ignore[assignment]
-    if schema is not None and files:
-        problems += schema.check_schemas(files, versions)
+    problems += schema.check_schemas(files, versions)
     return problems
 
 
