@@ -9,6 +9,7 @@ the data files at validate time:
 ``r``  required attribute and block names
 ``c``  read-only (computed) attribute names: setting one is an error
 ``d``  deprecated attribute and block names
+``k``  attributes the Kubernetes API requires though the provider schema does not
 
 Identical nodes are stored once (``Interner``): the pod spec inside a
 Deployment, a StatefulSet and a Pod is one node.
@@ -32,6 +33,7 @@ class Node:
     required: set[str] = field(default_factory=set)
     computed: set[str] = field(default_factory=set)
     deprecated: set[str] = field(default_factory=set)
+    api_required: set[str] = field(default_factory=set)
 
     def to_json(self) -> dict[str, Any]:
         """The compact form, empty keys left out, names sorted."""
@@ -40,7 +42,13 @@ class Node:
             out["a"] = dict(sorted(self.attrs.items()))
         if self.blocks:
             out["b"] = {k: list(v) for k, v in sorted(self.blocks.items())}
-        for key, names in (("r", self.required), ("c", self.computed), ("d", self.deprecated)):
+        sets = (
+            ("r", self.required),
+            ("c", self.computed),
+            ("d", self.deprecated),
+            ("k", self.api_required),
+        )
+        for key, names in sets:
             if names:
                 out[key] = sorted(names)
         return out

@@ -22,7 +22,7 @@ from schemagen_common import Interner, Node
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["KUBERNETES_DATA", "KUBERNETES_RESOURCES", "kubernetes_schema"]
+__all__ = ["API_REQUIRED", "KUBERNETES_DATA", "KUBERNETES_RESOURCES", "kubernetes_schema"]
 
 
 def _words(text: str) -> list[str]:
@@ -51,6 +51,14 @@ KUBERNETES_RESOURCES = tuple(
 KUBERNETES_DATA = tuple(
     f"kubernetes_{n}" for n in [*(b + s for b in _DATA_BASE for s in ("", "_v1")), *_DATA_EXTRA]
 )
+
+# Fields the Kubernetes API (core/v1 reference) requires but the provider schema
+# leaves optional; the checker reports them as CS109, apart from schema facts.
+API_REQUIRED = {
+    "persistent_volume_claim": "claim_name",  # PersistentVolumeClaimVolumeSource.claimName
+    "host_path": "path",  # HostPathVolumeSource.path
+    "volume": "name",  # Volume.name
+}
 
 _CLASS_DOC = re.compile(r"docs/(resources|data-sources)/\w+ (\w+)\}")
 _ANCHOR = re.compile(r"#(\w+) ")
@@ -105,12 +113,12 @@ class _Walker:
         self.interner = interner
         self.memo: dict[str, int] = {}
 
-    def node(self, fqn: str) -> int:
+    def node(self, fqn: str, block: str = "") -> int:
         if fqn not in self.memo:
-            self.memo[fqn] = self.interner.add(self._build(fqn))
+            self.memo[fqn] = self.interner.add(self._build(fqn, block))
         return self.memo[fqn]
 
-    def _build(self, fqn: str) -> Node:
+    def _build(self, fqn: str, block: str) -> Node:
         node = Node()
         for prop in self.types[fqn].get("properties", []):
             name = _snake(prop)
@@ -119,12 +127,14 @@ class _Walker:
             if kind == "attr":
                 node.attrs[name] = what
             else:
-                child = self.node(what)
+                child = self.node(what, name)
                 node.blocks[name] = (child, 1 if required else 0, 1 if kind == "single" else 0)
             if required:
                 node.required.add(name)
             if "deprecated" in prop.get("docs", {}):
                 node.deprecated.add(name)
+        if API_REQUIRED.get(block) in node.attrs.keys() - node.required:
+            node.api_required.add(API_REQUIRED[block])
         return node
 
 
