@@ -143,6 +143,8 @@ def _context(template: Template, settings: Settings, versions: dict[str, Any]) -
             "home_disk_gib": settings.workspace.home_disk_gib,
         },
         "versions": versions,
+        # For the image variable's default; the publish step passes the pinned image.
+        "registry": {"host": settings.registry, "prefix": settings.repository_prefix},
     }
 
 
