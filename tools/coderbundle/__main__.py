@@ -48,6 +48,74 @@ def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
+    from coderbundle.pipeline import publish_all  # noqa: PLC0415
+    from coderbundle.publish import print_result  # noqa: PLC0415
+
+    result = publish_all(settings, args.names, env=os.environ, dry_run=args.dry_run, fmt=args.format)
+    print_result(result, fmt=args.format)
+    return 0 if result.ok else 1
+
+
+def _cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    from coderbundle.deploy import deploy_chart  # noqa: PLC0415 - keep start-up fast
+
+    result = deploy_chart(
+        settings,
+        values_files=args.values,
+        namespace=args.namespace,
+        release=args.release,
+        dry_run=args.dry_run,
+        env=os.environ,
+        home=Path.home(),
+    )
+    if result.manifests:
+        versions = " and ".join(result.validated_for)
+        err_console.print(f"rendered {len(result.manifests)} manifests; valid for Kubernetes {versions}")
+        for ref in result.crd_checked:
+            err_console.print(f"  {ref}: custom resource, checked against chart/ci/crd-schemas.json")
+    if result.applied:
+        err_console.print(f"release {args.release} deployed to namespace {args.namespace}")
+    return 0
+
+
+def _cmd_vault_setup(args: argparse.Namespace, settings: Settings) -> int:
+    from coderbundle.vault import setup_vault  # noqa: PLC0415
+
+    plan = setup_vault(
+        settings,
+        values_files=args.values,
+        namespace=args.namespace,
+        release=args.release,
+        address=args.vault_addr or os.environ.get("VAULT_ADDR", ""),
+        token=os.environ.get("VAULT_TOKEN", ""),
+        dry_run=args.dry_run,
+    )
+    verb = "would change" if args.dry_run else "changed"
+    for action in plan.actions:
+        err_console.print(f"{verb}: {action.kind} {action.path}", highlight=False)
+    for path in plan.unchanged:
+        err_console.print(f"unchanged: {path}", highlight=False)
+    for name in plan.missing:
+        err_console.print(f"[yellow]not in the values files:[/] {name} (write it to Vault yourself)")
+    return 0
+
+
+def _cmd_images(args: argparse.Namespace, settings: Settings) -> int:
+    from coderbundle.images import build_images  # noqa: PLC0415 - keep start-up fast
+
+    results = build_images(
+        settings,
+        args.names,
+        push=args.push,
+        upstream_image=args.upstream_image,
+        environ=os.environ,
+    )
+    pushed = sum(1 for r in results if r.pushed)
+    err_console.print(f"{len(results)} image(s) ready, {pushed} in the registry; see build/images.json")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="coderbundle", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -64,6 +132,39 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--no-cache", dest="cache", action="store_false", help="re-check everything")
     p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("publish", help="render, validate, push changed templates to Coder")
+    p.add_argument("names", nargs="*", metavar="NAME", help="templates (default: all)")
+    p.add_argument("--dry-run", action="store_true", help="compare with Coder; push nothing")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=_cmd_publish)
+
+    p = sub.add_parser("deploy", help="deploy the Coder server chart (helm upgrade --install)")
+    p.add_argument("-f", "--values", type=Path, action="append", default=[], metavar="FILE")
+    p.add_argument("--namespace", default="code", help="release namespace (default: code)")
+    p.add_argument("--release", default="coder", help="release name (default: coder)")
+    p.add_argument("--dry-run", action="store_true", help="render offline and validate; no cluster")
+    p.set_defaults(func=_cmd_deploy)
+
+    p = sub.add_parser("vault-setup", help="put the chart's secrets, policy and auth role in Vault")
+    p.add_argument("-f", "--values", type=Path, action="append", default=[], metavar="FILE")
+    p.add_argument("--namespace", default="code", help="release namespace (default: code)")
+    p.add_argument("--release", default="coder", help="release name (default: coder)")
+    p.add_argument("--vault-addr", default="", help="Vault address (default: VAULT_ADDR)")
+    p.add_argument("--dry-run", action="store_true", help="show the changes; make none")
+    p.set_defaults(func=_cmd_vault_setup)
+
+    p = sub.add_parser("images", help="build (and push) the workspace images in images/")
+    images_sub = p.add_subparsers(dest="images_command", required=True, metavar="ACTION")
+    p = images_sub.add_parser("build", help="build images base first; skip unchanged ones")
+    p.add_argument("names", nargs="*", metavar="NAME", help="images (default: all)")
+    p.add_argument("--push", action="store_true", help="push to the registry; record digests")
+    p.add_argument(
+        "--upstream-image",
+        default=os.environ.get("CODERBUNDLE_UPSTREAM_IMAGE", ""),
+        help="upstream image of the base (default: CODERBUNDLE_UPSTREAM_IMAGE or the Dockerfile's)",
+    )
+    p.set_defaults(func=_cmd_images)
 
     return parser
 

@@ -1,0 +1,354 @@
+"""Publishing against THE Coder stand-in (tests/standin/): server + `coder` CLI on PATH."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from coderbundle.__main__ import main
+from coderbundle.publish import archive_directory, read_image_manifest
+from standin.server import CoderStandin, install_cli
+
+REPO = Path(__file__).resolve().parent.parent
+API_KEY = "sk-ant-standin-SECRET-api-key-42"
+DIGEST = "sha256:" + "ab" * 32
+IMAGE_REF = f"registry.example.com/coderbundle/base@{DIGEST}"
+
+GOOD = REPO / "tests" / "fixtures" / "templates" / "good"
+IMAGE_TF = """
+variable "image" {
+  type        = string
+  description = "Workspace image, pinned by digest at publish time"
+  default     = "codercom/example-base:ubuntu"
+}
+"""
+API_KEY_TF = """
+variable "anthropic_api_key" {
+  type        = string
+  description = "API key for the AI agent"
+  sensitive   = true
+  default     = ""
+}
+"""
+TEMPLATE_TOML = """\
+display_name = "%(title)s"
+description = "Fixture template %(name)s for publishing tests"
+icon = "/icon/k8s.png"
+tags = ["kubernetes", "fixture"]
+image = "base"
+%(variables)s"""
+API_KEY_TOML = """
+[variables.anthropic_api_key]
+env = "STANDIN_ANTHROPIC_API_KEY"
+description = "API key for the AI agent"
+"""
+
+
+def write_template(root: Path, name: str, *, marker: str = "", secret: bool = False) -> None:
+    folder = root / "templates" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    main_tf = (GOOD / "main.tf").read_text()
+    main_tf = main_tf.replace('"codercom/example-base:ubuntu"', "var.image")
+    main_tf = main_tf.replace('echo "$${HOME}"', f'echo "$${{HOME}}{marker}"')
+    extra = IMAGE_TF + (API_KEY_TF if secret else "")
+    main_tf = main_tf.replace('\ndata "coder_parameter" "cpu"', f'{extra}\ndata "coder_parameter" "cpu"', 1)
+    (folder / "main.tf").write_text(main_tf)
+    variables = API_KEY_TOML if secret else ""
+    title = name.replace("-", " ").title()
+    (folder / "template.toml").write_text(
+        TEMPLATE_TOML % {"title": title, "name": name, "variables": variables}
+    )
+    (folder / "README.md").write_text(f"# {title}\n\nA fixture workspace.\n")
+
+
+@pytest.fixture
+def root(tmp_path, monkeypatch):
+    monkeypatch.setenv("CODERBUNDLE_TERRAFORM_VALIDATE", "never")  # validation has its own tests
+    bundle = tmp_path / "bundle"
+    (bundle / "templates").mkdir(parents=True)
+    (bundle / "bundle.toml").write_text((REPO / "bundle.toml").read_text())
+    for name in ("alpha", "beta", "gamma"):
+        write_template(bundle, name, secret=name == "gamma")
+    return bundle
+
+
+@pytest.fixture
+def coder(tmp_path, monkeypatch):
+    """The stand-in server, its CLI first on PATH, and the environment pointing at it."""
+    with CoderStandin() as server:
+        install_cli(tmp_path / "bin", sys.executable)
+        monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+        monkeypatch.setenv("CODER_URL", server.url)
+        monkeypatch.setenv("CODER_SESSION_TOKEN", server.state.token)
+        monkeypatch.setenv("STANDIN_ANTHROPIC_API_KEY", API_KEY)
+        monkeypatch.delenv("CODER_ORGANIZATION", raising=False)
+        monkeypatch.setenv("CODERBUNDLE_CODER", "coder")
+        yield server
+
+
+def tar_files(data: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def publish(root: Path, *args: str) -> int:
+    return main(["--root", str(root), "publish", *args])
+
+
+def publish_json(root: Path, capsys, *args: str) -> tuple[int, dict]:
+    code = publish(root, "--format", "json", *args)
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def pushes(server) -> list[list[str]]:
+    return [c["argv"] for c in server.state.cli_calls]
+
+
+def test_first_publish_creates_every_template_with_settings(root, coder, capsys):
+    code, summary = publish_json(root, capsys)
+    assert code == 0, summary
+    assert {t["name"]: t["status"] for t in summary["templates"]} == dict.fromkeys(
+        ("alpha", "beta", "gamma"), "pushed"
+    )
+    state = coder.state
+    assert sorted(t["name"] for t in state.templates.values()) == ["alpha", "beta", "gamma"]
+    alpha = state.template_named("alpha")
+    assert alpha["display_name"] == "Alpha"
+    assert alpha["description"] == "Fixture template alpha for publishing tests"
+    assert alpha["icon"] == "/icon/k8s.png"
+    assert alpha["default_ttl_ms"] == alpha["activity_bump_ms"] == 4 * 3_600_000
+    assert alpha["time_til_dormant_autodelete_ms"] == 168 * 3_600_000
+    # PATCH replaces what it is not sent: the server's other defaults survive.
+    assert alpha["allow_user_autostart"] is True
+    assert alpha["allow_user_cancel_workspace_jobs"] is True
+    version = state.active_version("alpha")
+    assert "[content:" in version["message"]
+    assert version["name"] == summary["templates"][0]["version"]
+
+
+def test_push_argv_is_what_the_real_cli_expects(root, coder):
+    assert publish(root, "gamma") == 0
+    (argv,) = pushes(coder)
+    assert argv[:4] == ["templates", "push", "gamma", "--directory"]
+    assert argv[4] == str(root / "build" / "templates" / "gamma")
+    assert "--yes" in argv
+    assert argv[argv.index("--name") + 1].count("-") == 1
+    assert "namespace=coder-workspaces" in argv
+    assert "--variables-file" in argv
+    assert not any(API_KEY in a or coder.state.token in a for a in argv)
+    version = coder.state.active_version("gamma")
+    values = coder.state.version_variables[version["id"]]
+    assert values == {"anthropic_api_key": API_KEY, "namespace": "coder-workspaces"}
+
+
+def test_unchanged_rerun_pushes_nothing(root, coder, capsys):
+    assert publish(root) == 0
+    before = len(pushes(coder))
+    coder.state.requests.clear()
+    code, summary = publish_json(root, capsys)
+    assert code == 0
+    assert len(pushes(coder)) == before
+    assert summary["counts"] == {"unchanged": 3}
+    assert not [r for r in coder.state.requests if r[1] == "PATCH"]
+    assert summary["api_requests"] == 1 + 3 * 2
+
+
+def test_one_changed_template_pushes_exactly_one(root, coder, capsys):
+    assert publish(root) == 0
+    before = len(pushes(coder))
+    write_template(root, "beta", marker="-changed")
+    code, summary = publish_json(root, capsys)
+    assert code == 0
+    assert len(pushes(coder)) == before + 1
+    assert pushes(coder)[-1][2] == "beta"
+    assert {t["name"]: t["status"] for t in summary["templates"]}["beta"] == "pushed"
+
+
+def test_image_digest_from_the_manifest_is_passed_and_changes_the_hash(root, coder, capsys):
+    assert publish(root, "alpha") == 0
+    manifest = {
+        "base": {
+            "repository": "registry.example.com/coderbundle/base",
+            "tag": "2026.11",
+            "digest": DIGEST,
+            "reference": IMAGE_REF,
+            "pushed": True,
+        }
+    }
+    (root / "build" / "images.json").write_text(json.dumps(manifest))
+    code, summary = publish_json(root, capsys, "alpha")
+    assert code == 0
+    assert summary["counts"] == {"pushed": 1}
+    assert f"image={IMAGE_REF}" in pushes(coder)[-1]
+
+
+def test_failed_import_keeps_the_old_version_and_the_others_publish(root, coder, capsys):
+    assert publish(root) == 0
+    old = coder.state.active_version("beta")["id"]
+    for name in ("alpha", "beta"):
+        write_template(root, name, marker="-v2")
+    coder.state.fail_imports.add("beta")
+    code, summary = publish_json(root, capsys)
+    assert code == 1
+    status = {t["name"]: t for t in summary["templates"]}
+    assert status["beta"]["status"] == "failed"
+    assert "injected import failure" in status["beta"]["detail"]
+    assert status["alpha"]["status"] == "pushed"
+    assert status["gamma"]["status"] == "unchanged"
+    assert coder.state.active_version("beta")["id"] == old
+    assert "-v2" not in coder.state.active_version("beta")["message"]
+    # Fixed: the retry with the same content gets a fresh version name and succeeds.
+    coder.state.fail_imports.clear()
+    code, summary = publish_json(root, capsys, "beta")
+    assert code == 0, summary
+    assert coder.state.active_version("beta")["id"] != old
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_auth_failure_stops_with_a_clear_message(root, coder, capsys, monkeypatch, status):
+    if status == 401:
+        monkeypatch.setenv("CODER_SESSION_TOKEN", "wrong-token-value")
+    else:
+        coder.state.forbidden = True
+    code = publish(root)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"HTTP {status}" in err
+    assert "CODER_SESSION_TOKEN" in err
+    assert "wrong-token-value" not in err
+    assert pushes(coder) == []
+    assert coder.state.templates == {}
+
+
+def test_network_faults_and_5xx_recover_through_retries(root, coder, capsys):
+    coder.state.faults = ["drop", 502, "drop"]  # three failed tries of four on one request
+    code, summary = publish_json(root, capsys)
+    assert code == 0, summary
+    assert coder.state.faults == []
+    assert len(coder.state.templates) == 3
+    write_template(root, "alpha", marker="-v2")
+    coder.state.faults = [  # now while templates are looked up and patched in parallel
+        ("/templates/", 500),
+        ("/templates/", "drop"),
+        ("/templateversions/", 502),
+        ("/templates/", 503),
+        ("/templateversions/", "drop"),
+    ]
+    code, summary = publish_json(root, capsys)
+    assert code == 0, summary
+    assert summary["counts"] == {"pushed": 1, "unchanged": 2}
+    assert coder.state.faults == []
+
+
+def test_persistent_5xx_fails_after_bounded_retries(root, coder, capsys):
+    coder.state.faults = [503] * 4
+    code = publish(root)
+    assert code == 1
+    assert "HTTP 503" in capsys.readouterr().err
+    assert pushes(coder) == []
+
+
+def test_token_and_api_keys_never_printed_even_when_the_cli_echoes_them(root, coder, capsys):
+    coder.state.echo_token = True
+    coder.state.fail_imports.add("gamma")
+    assert main(["-v", "--root", str(root), "publish"]) == 1
+    out, err = capsys.readouterr()
+    for secret in (coder.state.token, API_KEY):
+        assert secret not in out
+        assert secret not in err
+    plan = (root / "dist" / "publish-plan.json").read_text()
+    assert API_KEY not in plan
+    assert coder.state.token not in plan
+    gamma = next(t for t in json.loads(plan)["templates"] if t["name"] == "gamma")
+    assert gamma["variables"]["anthropic_api_key"] == "set"
+
+
+def test_dry_run_compares_and_pushes_nothing(root, coder, capsys):
+    code, summary = publish_json(root, capsys, "--dry-run")
+    assert code == 0
+    assert summary["counts"] == {"would-push": 3}
+    assert pushes(coder) == []
+
+
+def test_organization_by_name_is_resolved_to_its_id(root, coder, monkeypatch):
+    monkeypatch.setenv("CODER_ORGANIZATION", "platform")
+    assert publish(root, "alpha") == 0
+    argv = pushes(coder)[-1]
+    assert argv[argv.index("-O") + 1] == "0c0de000-0000-4000-8000-000000000002"
+    assert coder.state.template_named("alpha")["organization_name"] == "platform"
+
+
+def test_embedded_default_writes_tar_and_plan_and_exits_0(root, monkeypatch, capsys):
+    monkeypatch.delenv("CODER_URL", raising=False)
+    monkeypatch.delenv("CODER_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("STANDIN_ANTHROPIC_API_KEY", raising=False)
+    assert publish(root) == 0
+    err = capsys.readouterr().err
+    assert "CODER_URL" in err
+    assert "CODER_SESSION_TOKEN" in err
+    plan = json.loads((root / "dist" / "publish-plan.json").read_text())
+    assert [t["name"] for t in plan["templates"]] == ["alpha", "beta", "gamma"]
+    for entry in plan["templates"]:
+        tar = root / entry["archive"]
+        assert tar.name == f"{entry['name']}-{entry['version']}.tar"
+        assert tar.read_bytes() == archive_directory(root / "build" / "templates" / entry["name"])
+        assert entry["image"]["value"] is None
+        assert "template default" in entry["image"]["source"]
+    gamma = plan["templates"][2]
+    assert gamma["variables"]["anthropic_api_key"] == "unset"
+
+
+def test_archive_is_deterministic_and_equals_the_rendered_dir(root):
+    assert main(["--root", str(root), "render", "alpha"]) == 0
+    rendered = root / "build" / "templates" / "alpha"
+    (rendered / ".terraform").mkdir()
+    (rendered / ".terraform" / "junk").write_text("x")
+    (rendered / "terraform.tfstate").write_text("{}")
+    (rendered / ".terraform.lock.hcl").write_text("# lock\n")
+    first = archive_directory(rendered)
+    os.utime(rendered / "main.tf", (1, 1))
+    assert archive_directory(rendered) == first
+    with tarfile.open(fileobj=io.BytesIO(first)) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert sorted(members) == [".terraform.lock.hcl", "README.md", "main.tf"]
+        for name in ("README.md", "main.tf"):
+            assert tar.extractfile(members[name]).read() == (rendered / name).read_bytes()
+            assert (members[name].mtime, members[name].uid, members[name].mode) == (0, 0, 0o644)
+
+
+def test_uploaded_archive_matches_the_dist_tar(root, coder):
+    assert publish(root, "alpha") == 0
+    (ours,) = (root / "dist" / "templates").glob("alpha-*.tar")
+    (uploaded,) = coder.state.files.values()
+    assert tar_files(ours.read_bytes()) == tar_files(uploaded)
+
+
+def test_missing_token_and_missing_cli_are_clear(root, coder, monkeypatch, capsys):
+    monkeypatch.delenv("CODER_SESSION_TOKEN")
+    assert publish(root) == 1
+    assert "CODER_SESSION_TOKEN is not set" in capsys.readouterr().err
+    monkeypatch.setenv("CODER_SESSION_TOKEN", coder.state.token)
+    monkeypatch.setenv("CODERBUNDLE_CODER", "coder-not-installed")
+    assert publish(root) == 2
+    assert "coder-not-installed: executable not found" in capsys.readouterr().err
+
+
+def test_image_manifest_reader_keeps_only_pushed_digests(tmp_path):
+    path = tmp_path / "images.json"
+    assert read_image_manifest(path) == {}
+    path.write_text(
+        json.dumps(
+            {
+                "base": {"reference": IMAGE_REF, "pushed": True},
+                "node": {"reference": "node:local", "pushed": False},
+            }
+        )
+    )
+    assert read_image_manifest(path) == {"base": IMAGE_REF}
