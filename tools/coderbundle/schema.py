@@ -56,7 +56,10 @@ def _module_schema(block: hcl.Block, versions: Mapping[str, Any]) -> tuple[dict[
     if source not in pins:
         return None, f'module "{source}" is not pinned in versions.toml; add it under [modules.*]'
     if version != pins[source]:
-        return None, f'module "{source}" uses version {version!r}; pin "{pins[source]}" from versions.toml'
+        return (
+            None,
+            f'module "{source}" uses version "{version}"; use the pinned "{pins[source]}" (versions.toml)',
+        )
     return None, f'no schema data for "{source}" {version}; run scripts/gen_schemas.py'
 
 
@@ -120,7 +123,8 @@ def _bad_outputs(value: Any, calls: dict[str, dict[str, Any]]) -> Iterator[str]:
             module, output = match.groups()
             outputs = calls.get(module, {}).get("outputs")
             if outputs is not None and output not in outputs:
-                hint = suggest(output, outputs) or f"; it has: {', '.join(outputs) or 'none'}"
+                listing = f"outputs: {', '.join(outputs)}" if outputs else "no outputs"
+                hint = suggest(output, outputs) or f"; it has {listing}"
                 yield f'module "{module}" has no output "{output}"{hint}'
 
 

@@ -153,6 +153,15 @@ class _Checker:
                     queue.append((child_id, f"{path}.{child}" if path else child))
         return None
 
+    def elsewhere(self, name: str) -> str:
+        """``; it belongs in coder_app`` when other resource types have ``name`` at the top."""
+        owners = [
+            t
+            for t, node_id in self.provider.resources.items()
+            if name in self.node(node_id).get("a", {}) or name in self.node(node_id).get("b", {})
+        ]
+        return f"; it belongs in {' or '.join(sorted(owners)[:2])}, not here" if owners else ""
+
     def unknown(self, what: str, name: str, line: int, ctx: tuple[int, int, str]) -> None:
         node_id, root_id, where = ctx
         node = self.node(node_id)
@@ -165,7 +174,7 @@ class _Checker:
             elif above:
                 hint = f'; it belongs in "{self.root_label}.{above}", not here'
             else:
-                hint = f"; remove it ({self.provider.label} has no such {what})"
+                hint = self.elsewhere(name) or f"; remove it ({self.provider.label} has no such {what})"
         self.report("CS101", line, f'unknown {what} "{name}" in {where}{hint}')
 
     def attributes(self, block: hcl.Block, ctx: tuple[int, int, str], *, top: bool) -> None:

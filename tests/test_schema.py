@@ -1,0 +1,186 @@
+"""The schema checker: the mistake catalogue, the silent cases, the data files, the load time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from coderbundle import hcl, schema
+from coderbundle.schema_blocks import type_matches
+
+ROOT = Path(__file__).resolve().parent.parent
+CATALOGUE = ROOT / "tests" / "fixtures" / "mistakes"
+VERSIONS = tomllib.loads((ROOT / "templates" / "_shared" / "versions.toml").read_text("utf-8"))
+CASES = sorted(p.name for p in CATALOGUE.iterdir() if (p / "main.tf").is_file())
+
+
+def expected_rules(case: str) -> list[str]:
+    lines = (CATALOGUE / case / "expected").read_text("utf-8").splitlines()
+    return sorted(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def check_text(text: str) -> list[str]:
+    problems = schema.check_schemas({"main.tf": hcl.parse_text(text, "main.tf")}, VERSIONS)
+    return sorted(p.rule for p in problems)
+
+
+def test_catalogue_has_at_least_20_mistakes_and_good_cases():
+    mistakes = [c for c in CASES if expected_rules(c)]
+    assert len(mistakes) >= 20
+    assert any(not expected_rules(c) for c in CASES)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_case_fires_exactly_its_rules(case):
+    path = CATALOGUE / case / "main.tf"
+    problems = schema.check_schemas({str(path): hcl.parse_file(path)}, VERSIONS)
+    assert sorted(p.rule for p in problems) == expected_rules(case), [str(p) for p in problems]
+    for p in problems:
+        assert p.file == str(path)
+        assert p.line > 0
+        assert "\n" not in p.message
+        assert ";" in p.message  # what is wrong; what to do
+
+
+def test_did_you_mean_names_the_right_attribute():
+    text = 'resource "coder_app" "a" {\n  agent_id = "x"\n  slug = "a"\n  subdomian = true\n}\n'
+    (problem,) = schema.check_schemas({"main.tf": hcl.parse_text(text, "main.tf")}, VERSIONS)
+    assert problem.line == 4
+    assert problem.message == 'unknown attribute "subdomian" in coder_app; did you mean "subdomain"?'
+
+
+def test_misplaced_field_points_at_its_block():
+    text = """resource "kubernetes_pod_v1" "p" {
+  metadata {}
+  spec {
+    run_as_non_root = true
+  }
+}
+"""
+    (problem,) = schema.check_schemas({"main.tf": hcl.parse_text(text, "main.tf")}, VERSIONS)
+    assert 'it belongs in the nested block "security_context"' in problem.message
+
+
+def test_dynamic_block_counts_as_the_required_block():
+    text = """resource "kubernetes_persistent_volume_claim_v1" "h" {
+  metadata {}
+  spec {
+    access_modes = ["ReadWriteOnce"]
+    dynamic "resources" {
+      for_each = [1]
+      content {
+        requests = { storage = "1Gi" }
+      }
+    }
+  }
+}
+"""
+    assert check_text(text) == []
+
+
+def test_dynamic_on_an_attribute_is_cs103():
+    text = """resource "coder_agent" "a" {
+  os   = "linux"
+  arch = "amd64"
+  dynamic "env" {
+    for_each = {}
+    content {}
+  }
+}
+"""
+    assert check_text(text) == ["CS103"]
+
+
+def test_unknown_types_of_other_providers_and_unlisted_kubernetes_types_are_silent():
+    text = """resource "random_id" "x" { bogus = 1 }
+resource "kubernetes_csi_driver_v1" "c" { bogus = 1 }
+data "http" "x" { nope = true }
+"""
+    assert check_text(text) == []
+
+
+def test_module_outside_versions_toml_is_cs204():
+    text = 'module "m" {\n  source = "registry.coder.com/coder/nope/coder"\n  version = "1.0.0"\n}\n'
+    assert check_text(text) == ["CS204"]
+
+
+def test_expressions_are_never_type_errors():
+    text = """resource "coder_agent" "a" {
+  os             = "linux"
+  arch           = var.arch
+  order          = var.order
+  env            = merge(local.env, { A = "b" })
+  startup_script = "echo ${var.x}"
+}
+"""
+    assert check_text(text) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "tf_type", "ok"),
+    [
+        (1, "string", True),
+        (True, "string", True),
+        (['"a"'], "string", False),
+        ('"1.5"', "number", True),
+        ('"two"', "number", False),
+        (True, "number", False),
+        ('"true"', "bool", True),
+        (1, "bool", False),
+        ({"a": 1}, "map(string)", True),
+        (['"a"'], "map(string)", False),
+        (['"a"', 1], "list(string)", True),
+        ([{"a": 1}], "list(string)", False),
+        ('"--depth 1"', "list(string)", False),
+        ("${var.x}", "number", True),
+        (None, "bool", True),
+        ({"a": 1}, "object({a = number})", True),
+    ],
+)
+def test_type_matches_follows_terraform_conversions(value, tf_type, ok):
+    assert type_matches(value, tf_type) is ok
+
+
+def test_data_files_record_versions_and_match_versions_toml():
+    data = ROOT / "tools" / "coderbundle" / "data"
+    coder = json.loads((data / "coder.json").read_text("utf-8"))
+    kubernetes = json.loads((data / "kubernetes.json").read_text("utf-8"))
+    modules = json.loads((data / "modules.json").read_text("utf-8"))["modules"]
+    assert coder["version"] == "2.17.0"
+    assert len(coder["source_commit"]) == 40
+    assert kubernetes["version"] == "2.38.0"
+    pins = VERSIONS["modules"]
+    assert {k: (v["source"], v["version"]) for k, v in pins.items()} == {
+        k: (v["source"], v["version"]) for k, v in modules.items()
+    }
+    assert sum(p.stat().st_size for p in data.glob("*.json")) < 1_000_000
+
+
+def test_loading_is_cached():
+    assert schema.load_providers() is schema.load_providers()
+    assert schema.load_modules() is schema.load_modules()
+
+
+def test_cold_load_fits_the_budget():
+    code = (
+        "import time; t = time.perf_counter(); from coderbundle import schema; "
+        "schema.load_providers(); schema.load_modules(); print(time.perf_counter() - t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert float(out.stdout) < 0.5  # of the 1.5 s budget for a five-template validation
+
+
+def test_checking_a_full_template_takes_milliseconds():
+    path = CATALOGUE / "good-kubernetes-workspace" / "main.tf"
+    files = {str(path): hcl.parse_file(path)}
+    schema.check_schemas(files, VERSIONS)
+    start = time.perf_counter()
+    for _ in range(10):
+        schema.check_schemas(files, VERSIONS)
+    assert (time.perf_counter() - start) / 10 < 0.05
