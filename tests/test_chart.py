@@ -1,0 +1,461 @@
+"""The Coder server chart, rendered by the real Helm engine (helm-python-sdk) over chart/ci/."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+from coderbundle.deploy import KUBE_VERSIONS, Manifest, render_chart, validate_manifests
+from coderbundle.errors import DeployError
+from coderbundle.settings import WorkspaceDefaults, load_settings
+
+helm = pytest.importorskip("helm_python", reason="helm-python-sdk is not installed")
+pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")
+
+pytestmark = pytest.mark.helm
+
+REPO = Path(__file__).resolve().parent.parent
+CHART = REPO / "chart"
+CASES = sorted(p.name.removesuffix("-values.yaml") for p in (CHART / "ci").glob("*-values.yaml"))
+CRD_SCHEMAS = json.loads((CHART / "ci" / "crd-schemas.json").read_text())
+
+# Seed README keys and defaults: the documented interface users' values files rely on.
+SEED_DEFAULTS = {
+    "coder.replicaCount": 1,
+    "coder.config.accessUrl": "https://coder.localhost",
+    "coder.config.wildcardAccessUrl": "*.workspace.coder.localhost",
+    "coder.config.telemetry": False,
+    "coder.config.provisionerDaemons": 3,
+    "resources.requests.cpu": "1",
+    "resources.requests.memory": "2Gi",
+    "resources.limits.cpu": "2",
+    "resources.limits.memory": "4Gi",
+    "coder.workspaces.defaultResources.requests.cpu": "500m",
+    "coder.workspaces.defaultResources.requests.memory": "1Gi",
+    "coder.workspaces.storage.size": "50Gi",
+    "coder.workspaces.inactivityTimeout": "4h",
+    "coder.workspaces.ttl": "168h",
+    "coder.oidc.enabled": False,
+    "coder.oidc.issuerUrl": "",
+    "coder.oidc.clientId": "",
+    "coder.oidc.clientSecret": "",
+    "coder.oidc.scopes": "openid profile email groups",
+    "coder.gitlab.enabled": False,
+    "coder.gitlab.url": "",
+    "coder.gitlab.clientId": "",
+    "coder.gitlab.clientSecret": "",
+    "coder.agentapi.enabled": True,
+    "coder.agentapi.tokenLifetime": "720h",
+    "serviceMonitor.enabled": True,
+    "serviceMonitor.interval": "30s",
+    "autoscaling.enabled": False,
+    "autoscaling.minReplicas": 1,
+    "autoscaling.maxReplicas": 3,
+    "autoscaling.targetCPUUtilizationPercentage": 80,
+}
+
+# Metric names from Coder's Prometheus docs (docs/admin/integrations/prometheus.md).
+CODER_METRICS = {
+    "coderd_api_requests_processed_total",
+    "coderd_api_request_latencies_seconds_bucket",
+    "coderd_api_total_user_count",
+    "coderd_api_active_users_duration_hour",
+    "coderd_api_workspace_latest_build",
+    "coderd_workspace_latest_build_status",
+    "coderd_workspace_builds_total",
+    "coderd_agents_up",
+    "coderd_provisionerd_jobs_current",
+    "coderd_provisionerd_num_daemons",
+    "coderd_build_info",
+}
+KUBELET_METRICS = {"container_cpu_usage_seconds_total", "container_memory_working_set_bytes"}
+
+
+def values_for(case: str) -> dict:
+    return yaml.safe_load((CHART / "ci" / f"{case}-values.yaml").read_text()) or {}
+
+
+@cache
+def rendered(case: str) -> tuple[Manifest, ...]:
+    return tuple(render_chart(CHART, values_for(case), release="coder", namespace="code"))
+
+
+def objects(case: str, kind: str) -> list[dict]:
+    return [m.body for m in rendered(case) if m.body["kind"] == kind]
+
+
+def one(case: str, kind: str, name: str = "coder") -> dict:
+    found = [o for o in objects(case, kind) if o["metadata"]["name"] == name]
+    assert len(found) == 1, f"{case}: expected one {kind}/{name}, got {len(found)}"
+    return found[0]
+
+
+def container_env(case: str) -> dict[str, dict]:
+    container = one(case, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e for e in container["env"]}
+
+
+def test_ci_cases_cover_the_matrix():
+    assert {"defaults", "oidc-gitlab", "autoscaling", "vault", "existing-secrets"} <= set(CASES)
+    assert "workspace-namespaces" in CASES
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_manifest_is_valid_for_oldest_and_newest_kubernetes(case):
+    problems, crds = validate_manifests(rendered(case), CRD_SCHEMAS)
+    assert problems == []
+    assert KUBE_VERSIONS == ("1.25.0", "1.37.0")
+    # Custom resources are checked against the hand schemas, never silently skipped.
+    kinds = {m.body["kind"] for m in rendered(case)}
+    assert {ref.split(": ")[1].split("/")[0] for ref in crds} == kinds & set(CRD_SCHEMAS)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_helm_lint_is_clean(case):
+    for kube_version in ("v1.25.0", "v1.37.0"):
+        report = helm.lint(CHART, values_for(case), strict=True, kube_version=kube_version)
+        assert report["errors"] == []
+        assert [m for m in report["messages"] if m["severity"] >= 2] == []
+
+
+def test_seed_keys_keep_their_defaults():
+    with helm.Chart.load(CHART) as chart:
+        defaults = chart.values
+    for dotted, expected in SEED_DEFAULTS.items():
+        value = defaults
+        for part in dotted.split("."):
+            value = value[part]
+        assert value == expected, dotted
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"coder": {"replicaCount": "two"}}, "/coder/replicaCount"),
+        ({"coder": {"replicas": 2}}, "additional properties 'replicas' not allowed"),
+        ({"resources": {"requests": {"cpu": "lots"}}}, "/resources/requests/cpu"),
+        ({"vault": {"mode": "sidecar"}}, "/vault/mode"),
+        ({"coder": {"workspaces": {"namespaces": [{"name": "Bad_NS"}]}}}, "namespaces/0/name"),
+    ],
+)
+def test_schema_rejects_bad_values_with_the_key(values, message):
+    values = {"coder": {"database": {"existingSecret": "db"}}} | values
+    with pytest.raises(DeployError, match=re.escape(message)) as info:
+        render_chart(CHART, values, release="coder", namespace="code")
+    assert "values.schema.json" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+DB = {"database": {"existingSecret": "db"}}
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({}, "coder.database: set coder.database.url or coder.database.existingSecret"),
+        ({"coder": {**DB, "oidc": {"enabled": True}}}, "coder.oidc.enabled: set coder.oidc.issuerUrl"),
+        (
+            {"coder": {**DB, "gitlab": {"enabled": True, "url": "https://g.example", "clientId": "x"}}},
+            "coder.gitlab.enabled: set coder.gitlab.clientSecret",
+        ),
+        ({"coder": {**DB, "config": {"wildcardAccessUrl": ""}}}, "AgentAPI chat UIs are subdomain apps"),
+        (
+            {"coder": {**DB, "config": {"wildcardAccessUrl": "*.*.example.com"}}},
+            "/coder/config/wildcardAccessUrl",
+        ),
+    ],
+)
+def test_missing_required_values_fail_with_what_to_set(values, message):
+    with pytest.raises(DeployError, match=re.escape(message)) as info:
+        render_chart(CHART, values, release="coder", namespace="code")
+    assert "execution error" not in str(info.value)
+
+
+def pod_specs(case: str) -> list[dict]:
+    specs = [d["spec"]["template"]["spec"] for d in objects(case, "Deployment")]
+    return specs + [p["spec"] for p in objects(case, "Pod")]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_pods_meet_the_restricted_pod_security_profile(case):
+    for spec in pod_specs(case):
+        pod_sc = spec.get("securityContext", {})
+        for host_namespace in ("hostNetwork", "hostPID", "hostIPC"):
+            assert not spec.get(host_namespace)
+        assert all("hostPath" not in v for v in spec.get("volumes", []))
+        for c in spec["containers"] + spec.get("initContainers", []):
+            sc = c.get("securityContext", {})
+            assert sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True
+            assert sc.get("runAsUser", pod_sc.get("runAsUser", 1)) != 0
+            assert sc["allowPrivilegeEscalation"] is False
+            assert not sc.get("privileged")
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert set(sc["capabilities"].get("add", [])) <= {"NET_BIND_SERVICE"}
+            seccomp = sc.get("seccompProfile", pod_sc.get("seccompProfile", {}))
+            assert seccomp.get("type") in {"RuntimeDefault", "Localhost"}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_probes_never_kill_a_migrating_pod(case):
+    container = one(case, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    if "livenessProbe" in container:
+        startup = container["startupProbe"]
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 1800
+    assert one(case, "Deployment")["spec"]["progressDeadlineSeconds"] >= 1800
+
+
+def test_liveness_is_off_by_default():
+    container = one("defaults", "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "livenessProbe" not in container
+    assert (
+        "livenessProbe" in one("existing-secrets", "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    )
+
+
+def test_image_is_pinned_to_app_version_and_listens_on_all_interfaces():
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    container = one("defaults", "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == f"ghcr.io/coder/coder:v{chart['appVersion']}"
+    env = container_env("defaults")
+    assert env["CODER_HTTP_ADDRESS"]["value"] == "0.0.0.0:8080"
+    assert env["CODER_PROMETHEUS_ADDRESS"]["value"] == "0.0.0.0:2112"
+    assert env["CODER_TELEMETRY_ENABLE"]["value"] == "false"
+    assert env["CODER_PROVISIONER_DAEMONS"]["value"] == "3"
+    assert env["CODER_DEFAULT_TOKEN_LIFETIME"]["value"] == "720h"
+    assert env["CODER_PG_CONNECTION_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "coder-database",
+        "key": "url",
+    }
+    assert "CODER_DERP_SERVER_RELAY_URL" not in env
+
+
+def test_oidc_and_gitlab_env():
+    env = container_env("oidc-gitlab")
+    assert env["CODER_OIDC_SCOPES"]["value"] == "openid,profile,email,groups"
+    assert env["CODER_OIDC_IGNORE_EMAIL_VERIFIED"]["value"] == "true"
+    assert env["CODER_OIDC_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == "coder-oidc"
+    assert env["CODER_EXTERNAL_AUTH_0_ID"]["value"] == "gitlab"
+    assert env["CODER_EXTERNAL_AUTH_0_TYPE"]["value"] == "gitlab"
+    gitlab = "https://gitlab.zeizel.localhost"
+    assert env["CODER_EXTERNAL_AUTH_0_AUTH_URL"]["value"] == f"{gitlab}/oauth/authorize"
+    assert env["CODER_EXTERNAL_AUTH_0_TOKEN_URL"]["value"] == f"{gitlab}/oauth/token"
+    assert env["CODER_EXTERNAL_AUTH_0_VALIDATE_URL"]["value"] == f"{gitlab}/oauth/token/info"
+    assert env["CODER_EXTERNAL_AUTH_0_REVOKE_URL"]["value"] == f"{gitlab}/oauth/revoke"
+    regex = re.compile(env["CODER_EXTERNAL_AUTH_0_REGEX"]["value"])
+    assert regex.search("https://gitlab.zeizel.localhost/team/app.git")
+    assert regex.search("git@gitlab.zeizel.localhost:team/app.git")
+    assert not regex.search("https://gitlabXzeizel.localhost/x")
+    # Secrets are referenced, never inlined in the pod spec.
+    text = yaml.safe_dump(one("oidc-gitlab", "Deployment"))
+    assert "oidc-secret-value" not in text
+    assert "gitlab-secret-value" not in text
+
+
+def test_ingress_has_one_tls_entry_for_access_and_wildcard_hosts():
+    ingress = one("oidc-gitlab", "Ingress")
+    hosts = ["coder.zeizel.localhost", "*.workspace.coder.zeizel.localhost"]
+    assert ingress["spec"]["tls"] == [{"secretName": "coder-tls", "hosts": hosts}]
+    assert [r["host"] for r in ingress["spec"]["rules"]] == hosts
+    assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt-dns"
+    assert ingress["spec"]["ingressClassName"] == "traefik"
+
+
+def test_suffix_wildcard_becomes_an_ingress_wildcard():
+    ingress = one("autoscaling", "Ingress")
+    assert ingress["spec"]["tls"][0]["hosts"] == ["coder.example.com", "*.example.com"]
+    assert container_env("autoscaling")["CODER_WILDCARD_ACCESS_URL"]["value"] == "*-apps.example.com"
+
+
+def test_autoscaling_scales_down_slowly_and_sets_the_relay_url():
+    hpa = one("autoscaling", "HorizontalPodAutoscaler")
+    down = hpa["spec"]["behavior"]["scaleDown"]
+    assert down["stabilizationWindowSeconds"] >= 600
+    assert down["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 600}]
+    assert "replicas" not in one("autoscaling", "Deployment")["spec"]
+    env = container_env("autoscaling")
+    assert env["CODER_DERP_SERVER_RELAY_URL"]["value"] == "http://$(KUBE_POD_IP):8080"
+    assert env["KUBE_POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
+    assert one("autoscaling", "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+
+
+ALLOWED_RULES = {
+    ("", "pods"): {"get", "list", "watch"},
+    ("", "persistentvolumeclaims"): None,
+    ("", "serviceaccounts"): None,
+    ("", "secrets"): None,
+    ("", "services"): None,
+    ("", "namespaces"): None,
+    ("apps", "deployments"): None,
+    ("rbac.authorization.k8s.io", "roles"): None,
+    ("rbac.authorization.k8s.io", "rolebindings"): None,
+}
+WRITE = {"create", "delete", "get", "list", "watch", "patch", "update"}
+
+
+def granted(rules: list[dict]) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in rules:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                out.setdefault((group, resource), set()).update(rule["verbs"])
+    return out
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_rbac_grants_only_what_the_templates_create(case):
+    for role in objects(case, "Role") + objects(case, "ClusterRole"):
+        for key, verbs in granted(role["rules"]).items():
+            assert key in ALLOWED_RULES, f"{role['metadata']['name']} grants {key}"
+            assert verbs <= (ALLOWED_RULES[key] or WRITE), f"{key}: {verbs}"
+            assert "*" not in verbs
+    for binding in objects(case, "RoleBinding") + objects(case, "ClusterRoleBinding"):
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "coder", "namespace": "code"}]
+
+
+def test_workspace_namespaces_each_get_a_role():
+    roles = {r["metadata"]["namespace"] for r in objects("workspace-namespaces", "Role")}
+    assert roles == {"coder-workspaces", "coder-docker", "team-ml"}
+    created = {n["metadata"]["name"] for n in objects("workspace-namespaces", "Namespace")}
+    assert created == {"coder-workspaces", "coder-docker"}
+    assert all(
+        n["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        for n in objects("workspace-namespaces", "Namespace")
+    )
+    assert ("", "secrets") not in granted(objects("workspace-namespaces", "Role")[0]["rules"])
+    cluster = granted(one("workspace-namespaces", "ClusterRole", "code-coder-provisioner")["rules"])
+    assert cluster[("", "namespaces")] == WRITE
+    assert objects("defaults", "ClusterRole") == []
+
+
+def test_network_policy_limits_ingress_and_egress():
+    policy = one("oidc-gitlab", "NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    ports = [{p["port"] for p in rule.get("ports", [])} for rule in policy["ingress"]]
+    assert ports == [{"http"}, {"prometheus-http"}]
+    egress_ports = [{p["port"] for p in rule.get("ports", [])} for rule in policy["egress"]]
+    assert {53} in egress_ports
+    assert {5432} in egress_ports
+    # A rule with neither ports nor peers would allow everything.
+    assert all(rule.get("ports") or rule.get("to") for rule in policy["egress"])
+
+
+def test_vault_operator_syncs_every_secret_the_deployment_reads():
+    synced = {s["spec"]["destination"]["name"]: s["spec"] for s in objects("vault", "VaultStaticSecret")}
+    assert set(synced) == {"coder-database", "coder-oidc", "coder-gitlab"}
+    assert {s["path"] for s in synced.values()} == {"coder/database", "coder/oidc", "coder/gitlab"}
+    assert objects("vault", "Secret") == []
+    refs = {
+        e["valueFrom"]["secretKeyRef"]["name"]
+        for e in container_env("vault").values()
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert refs == set(synced)
+    assert one("vault", "VaultAuth")["spec"]["kubernetes"]["serviceAccount"] == "coder"
+
+
+def test_vault_agent_injects_secrets_without_kubernetes_secrets():
+    deployment = one("vault-agent", "Deployment")
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["vault.hashicorp.com/agent-inject"] == "true"
+    assert annotations["vault.hashicorp.com/role"] == "coder"
+    template = annotations["vault.hashicorp.com/agent-inject-template-coder.env"]
+    assert 'secret "secret/data/coder/database"' in template
+    assert "export CODER_OIDC_CLIENT_SECRET=" in template
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][-1] == ". /vault/secrets/coder.env && exec /opt/coder server"
+    assert not any("secretKeyRef" in e.get("valueFrom", {}) for e in container["env"])
+    assert objects("vault-agent", "Secret") == []
+
+
+def test_existing_secrets_are_referenced_not_created():
+    assert objects("existing-secrets", "Secret") == []
+    env = container_env("existing-secrets")
+    assert env["CODER_PG_CONNECTION_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "coder-db-url",
+        "key": "connection-url",
+    }
+    secret_ref = env["CODER_EXTERNAL_AUTH_0_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]
+    assert secret_ref == {"name": "coder-gitlab", "key": "application-secret"}
+    assert one("existing-secrets", "Ingress")["spec"]["tls"][0]["secretName"] == "coder-wildcard-tls"
+    mounts = one("existing-secrets", "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert {m["mountPath"] for m in mounts["volumeMounts"]} == {"/tmp", "/home/coder"}  # noqa: S108
+
+
+def test_inline_secrets_land_in_chart_secrets():
+    secrets = {s["metadata"]["name"]: s["stringData"] for s in objects("oidc-gitlab", "Secret")}
+    assert secrets["coder-oidc"] == {"client-secret": "oidc-secret-value"}
+    assert secrets["coder-gitlab"] == {"client-secret": "gitlab-secret-value"}
+
+
+def test_service_monitor_scrapes_the_private_metrics_service():
+    monitor = one("defaults", "ServiceMonitor")
+    metrics = one("defaults", "Service", "coder-metrics")
+    assert metrics["spec"]["clusterIP"] == "None"
+    assert monitor["spec"]["endpoints"][0]["port"] == metrics["spec"]["ports"][0]["name"]
+    assert monitor["spec"]["endpoints"][0]["interval"] == "30s"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= metrics["metadata"]["labels"].items()
+    main_ports = {p["port"] for p in one("defaults", "Service")["spec"]["ports"]}
+    assert main_ports == {80}
+
+
+def test_dashboard_uses_real_coder_metrics():
+    config_map = one("defaults", "ConfigMap", "coder-dashboard")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = json.loads(config_map["data"]["coder.json"])
+    titles = {p["title"] for p in dashboard["panels"]}
+    assert {
+        "Active workspaces",
+        "Total users",
+        "API request rate",
+        "Workspace CPU usage",
+        "Build success rate",
+    } <= titles
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    names = {n for e in exprs for n in re.findall(r"\b([a-z_]+)\s*(?:\{|\[|\))", e)}
+    metric_names = {n for n in names if n.startswith(("coder", "container_"))}
+    assert metric_names <= CODER_METRICS | KUBELET_METRICS
+    assert {"coderd_workspace_builds_total", "coderd_api_requests_processed_total"} <= metric_names
+
+
+def test_workspace_defaults_reach_the_templates_through_bundle_toml(tmp_path):
+    values = tmp_path / "coder.yaml"
+    values.write_text(
+        yaml.safe_dump({"coder": {"workspaces": {"storage": {"size": "80Gi"}, "inactivityTimeout": "2h"}}})
+    )
+    (tmp_path / "bundle.toml").write_text(f'[workspace]\nvalues_file = "{values.name}"\n')
+    settings = load_settings(tmp_path, {})
+    assert settings.workspace.home_disk_size == "80Gi"
+    assert settings.workspace.inactivity_timeout == "2h"
+    defaults = WorkspaceDefaults()  # the chart's defaults equal the bundle's
+    chart_ws = yaml.safe_load((CHART / "values.yaml").read_text())["coder"]["workspaces"]
+    assert chart_ws["storage"]["size"] == defaults.home_disk_size
+    assert chart_ws["ttl"] == defaults.dormancy_deletion
+    config_map = one("defaults", "ConfigMap", "coder-workspace-defaults")
+    assert config_map["data"]["home_disk_size"] == "50Gi"
+
+
+def test_notes_give_the_access_url_and_callbacks():
+    with helm.Chart.load(CHART) as chart:
+        notes = chart.render(values_for("oidc-gitlab"), name="coder", namespace="code")
+    text = notes["coder/templates/NOTES.txt"]
+    assert "https://coder.zeizel.localhost/api/v2/users/oidc/callback" in text
+    assert "https://coder.zeizel.localhost/external-auth/gitlab/callback" in text
+
+
+def test_readme_values_table_is_current():
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "chart_values_table.py"), "--check", str(CHART)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
