@@ -7,75 +7,27 @@ import json
 import os
 import sys
 import tarfile
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from coderbundle.__main__ import main
 from coderbundle.publish import archive_directory, read_image_manifest
+from standin.bundle import API_KEY_ENV, make_bundle, write_template
 from standin.server import CoderStandin, install_cli
 
-REPO = Path(__file__).resolve().parent.parent
+if TYPE_CHECKING:
+    from pathlib import Path
+
 API_KEY = "sk-ant-standin-SECRET-api-key-42"
 DIGEST = "sha256:" + "ab" * 32
 IMAGE_REF = f"registry.example.com/coderbundle/base@{DIGEST}"
-
-GOOD = REPO / "tests" / "fixtures" / "templates" / "good"
-IMAGE_TF = """
-variable "image" {
-  type        = string
-  description = "Workspace image, pinned by digest at publish time"
-  default     = "codercom/example-base:ubuntu"
-}
-"""
-API_KEY_TF = """
-variable "anthropic_api_key" {
-  type        = string
-  description = "API key for the AI agent"
-  sensitive   = true
-  default     = ""
-}
-"""
-TEMPLATE_TOML = """\
-display_name = "%(title)s"
-description = "Fixture template %(name)s for publishing tests"
-icon = "/icon/k8s.png"
-tags = ["kubernetes", "fixture"]
-image = "base"
-%(variables)s"""
-API_KEY_TOML = """
-[variables.anthropic_api_key]
-env = "STANDIN_ANTHROPIC_API_KEY"
-description = "API key for the AI agent"
-"""
-
-
-def write_template(root: Path, name: str, *, marker: str = "", secret: bool = False) -> None:
-    folder = root / "templates" / name
-    folder.mkdir(parents=True, exist_ok=True)
-    main_tf = (GOOD / "main.tf").read_text()
-    main_tf = main_tf.replace('"codercom/example-base:ubuntu"', "var.image")
-    main_tf = main_tf.replace('echo "$${HOME}"', f'echo "$${{HOME}}{marker}"')
-    extra = IMAGE_TF + (API_KEY_TF if secret else "")
-    main_tf = main_tf.replace('\ndata "coder_parameter" "cpu"', f'{extra}\ndata "coder_parameter" "cpu"', 1)
-    (folder / "main.tf").write_text(main_tf)
-    variables = API_KEY_TOML if secret else ""
-    title = name.replace("-", " ").title()
-    (folder / "template.toml").write_text(
-        TEMPLATE_TOML % {"title": title, "name": name, "variables": variables}
-    )
-    (folder / "README.md").write_text(f"# {title}\n\nA fixture workspace.\n")
 
 
 @pytest.fixture
 def root(tmp_path, monkeypatch):
     monkeypatch.setenv("CODERBUNDLE_TERRAFORM_VALIDATE", "never")  # validation has its own tests
-    bundle = tmp_path / "bundle"
-    (bundle / "templates").mkdir(parents=True)
-    (bundle / "bundle.toml").write_text((REPO / "bundle.toml").read_text())
-    for name in ("alpha", "beta", "gamma"):
-        write_template(bundle, name, secret=name == "gamma")
-    return bundle
+    return make_bundle(tmp_path / "bundle", ("alpha", "beta", "gamma"), secret=("gamma",))
 
 
 @pytest.fixture
@@ -86,7 +38,7 @@ def coder(tmp_path, monkeypatch):
         monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
         monkeypatch.setenv("CODER_URL", server.url)
         monkeypatch.setenv("CODER_SESSION_TOKEN", server.state.token)
-        monkeypatch.setenv("STANDIN_ANTHROPIC_API_KEY", API_KEY)
+        monkeypatch.setenv(API_KEY_ENV, API_KEY)
         monkeypatch.delenv("CODER_ORGANIZATION", raising=False)
         monkeypatch.setenv("CODERBUNDLE_CODER", "coder")
         yield server
@@ -288,7 +240,7 @@ def test_organization_by_name_is_resolved_to_its_id(root, coder, monkeypatch):
 def test_embedded_default_writes_tar_and_plan_and_exits_0(root, monkeypatch, capsys):
     monkeypatch.delenv("CODER_URL", raising=False)
     monkeypatch.delenv("CODER_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("STANDIN_ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
     assert publish(root) == 0
     err = capsys.readouterr().err
     assert "CODER_URL" in err
@@ -352,3 +304,34 @@ def test_image_manifest_reader_keeps_only_pushed_digests(tmp_path):
         )
     )
     assert read_image_manifest(path) == {"base": IMAGE_REF}
+
+
+def test_settings_drift_is_repaired_without_a_push(root, coder, capsys):
+    assert publish(root, "alpha") == 0
+    alpha = coder.state.template_named("alpha")
+    alpha.update(display_name="Renamed in the UI", failure_ttl_ms=7_200_000, allow_user_autostop=False)
+    code, summary = publish_json(root, capsys, "alpha")
+    assert code == 0
+    (entry,) = summary["templates"]
+    assert entry["status"] == "unchanged"
+    assert entry["settings_changed"] == ["display_name"]
+    assert alpha["display_name"] == "Alpha"
+    assert alpha["failure_ttl_ms"] == 7_200_000  # an admin's other settings stay
+    assert alpha["allow_user_autostop"] is False
+    assert len(pushes(coder)) == 1
+
+
+def test_validation_failure_publishes_nothing(root, coder, capsys):
+    (root / "templates" / "beta" / "main.tf").write_text('resource "coder_agent" "main" {\n')
+    assert publish(root) == 1
+    assert "nothing was published" in capsys.readouterr().err
+    assert pushes(coder) == []
+    assert coder.state.templates == {}
+
+
+def test_archive_over_coders_limit_stops_before_any_push(root, coder, capsys):
+    (root / "templates" / "beta" / "big.sh").write_bytes(b"#" * (1 << 20))
+    assert publish(root) != 0
+    err = capsys.readouterr().err
+    assert "nothing was published" in err or "at most 1048576" in err
+    assert pushes(coder) == []
