@@ -48,6 +48,12 @@ def test_each_case_fires_exactly_its_rules(case):
         assert ";" in p.message  # what is wrong; what to do
 
 
+@pytest.mark.parametrize("case", [c for c in CASES if (CATALOGUE / c / "fixed").is_dir()])
+def test_each_fixed_case_is_silent(case):
+    path = CATALOGUE / case / "fixed" / "main.tf"
+    assert schema.check_schemas({str(path): hcl.parse_file(path)}, VERSIONS) == []
+
+
 def test_did_you_mean_names_the_right_attribute():
     text = 'resource "coder_app" "a" {\n  agent_id = "x"\n  slug = "a"\n  subdomian = true\n}\n'
     (problem,) = schema.check_schemas({"main.tf": hcl.parse_text(text, "main.tf")}, VERSIONS)
