@@ -116,6 +116,12 @@ def test_module_outside_versions_toml_is_cs204():
     assert check_text(text) == ["CS204"]
 
 
+def test_module_without_version_is_checked_against_the_pin_and_left_to_cb115():
+    source = "registry.coder.com/coder/code-server/coder"
+    text = f'module "c" {{\n  source = "{source}"\n  agent_id = "x"\n  foo = 1\n}}\n'
+    assert check_text(text) == ["CS201"]
+
+
 def test_expressions_are_never_type_errors():
     text = """resource "coder_agent" "a" {
   os             = "linux"

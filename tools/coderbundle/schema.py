@@ -49,10 +49,11 @@ def _module_schema(block: hcl.Block, versions: Mapping[str, Any]) -> tuple[dict[
     if not source.startswith(_REGISTRY):
         return None, ""
     schema = load_modules().get(source)
-    version = hcl.literal(block.get("version"))
+    raw = block.get("version")
+    version = hcl.literal(raw)
     pins = {m.get("source"): m.get("version") for m in versions.get("modules", {}).values()}
-    if schema is not None and version == schema["version"]:
-        return schema, ""
+    if schema is not None and (version == schema["version"] or raw is None or is_expression(raw)):
+        return schema, ""  # no literal version: CB115 reports it; check against the pin
     if source not in pins:
         return None, f'module "{source}" is not pinned in versions.toml; add it under [modules.*]'
     if version != pins[source]:
@@ -112,7 +113,12 @@ def _module_calls(files: Mapping[str, hcl.Block]) -> dict[str, dict[str, Any]]:
     for root in files.values():
         for block in root.children("module"):
             schema = load_modules().get(str(hcl.literal(block.get("source", ""))))
-            if block.labels and schema and hcl.literal(block.get("version")) == schema["version"]:
+            version = block.get("version")
+            if (
+                block.labels
+                and schema
+                and (hcl.literal(version) == schema["version"] or is_expression(version))
+            ):
                 calls[block.labels[0]] = schema
     return calls
 
