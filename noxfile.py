@@ -56,3 +56,18 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: validation (cold and cached) and the other pipeline steps."""
     _install(session, *TEST_DEPS)
     session.run("python", "scripts/bench_validate.py", *session.posargs)
+
+
+@nox.session
+def chart(session: nox.Session) -> None:
+    """Check the server chart: values table current, then the Helm-engine tests."""
+    _install(session, *TEST_DEPS)
+    session.run("python", "scripts/chart_values_table.py", "--check")
+    session.run("pytest", "tests/test_chart.py", "tests/test_deploy.py", *session.posargs)
+
+
+@nox.session(default=False)
+def deploy(session: nox.Session) -> None:
+    """Deploy the server chart (`nox -s deploy -- -f values.yaml [--dry-run]`)."""
+    _install(session, *TEST_DEPS)
+    session.run("python", "-m", "coderbundle", "deploy", *session.posargs)
