@@ -13,6 +13,7 @@ import pytest
 
 from coderbundle.__main__ import main
 from coderbundle.publish import archive_directory, read_image_manifest
+from coderbundle.settings import load_settings
 from standin.bundle import API_KEY_ENV, make_bundle, write_template
 from standin.server import CoderStandin, install_cli
 
@@ -42,6 +43,12 @@ def coder(tmp_path, monkeypatch):
         monkeypatch.delenv("CODER_ORGANIZATION", raising=False)
         monkeypatch.setenv("CODERBUNDLE_CODER", "coder")
         yield server
+
+
+def write_manifest(root: Path, **images: dict) -> None:
+    """``build/images.json`` in the shape coderbundle.images writes."""
+    (root / "build").mkdir(exist_ok=True)
+    (root / "build" / "images.json").write_text(json.dumps({"version": 1, "images": images}))
 
 
 def tar_files(data: bytes) -> dict[str, bytes]:
@@ -125,16 +132,17 @@ def test_one_changed_template_pushes_exactly_one(root, coder, capsys):
 
 def test_image_digest_from_the_manifest_is_passed_and_changes_the_hash(root, coder, capsys):
     assert publish(root, "alpha") == 0
-    manifest = {
-        "base": {
+    write_manifest(
+        root,
+        base={
             "repository": "registry.example.com/coderbundle/base",
             "tag": "2026.11",
+            "image_id": "sha256:" + "cd" * 32,
             "digest": DIGEST,
             "reference": IMAGE_REF,
             "pushed": True,
-        }
-    }
-    (root / "build" / "images.json").write_text(json.dumps(manifest))
+        },
+    )
     code, summary = publish_json(root, capsys, "alpha")
     assert code == 0
     assert summary["counts"] == {"pushed": 1}
@@ -292,18 +300,15 @@ def test_missing_token_and_missing_cli_are_clear(root, coder, monkeypatch, capsy
     assert "coder-not-installed: executable not found" in capsys.readouterr().err
 
 
-def test_image_manifest_reader_keeps_only_pushed_digests(tmp_path):
-    path = tmp_path / "images.json"
-    assert read_image_manifest(path) == {}
-    path.write_text(
-        json.dumps(
-            {
-                "base": {"reference": IMAGE_REF, "pushed": True},
-                "node": {"reference": "node:local", "pushed": False},
-            }
-        )
+def test_image_manifest_reader_keeps_only_pushed_digests(root):
+    settings = load_settings(root, {})
+    assert read_image_manifest(settings) == {}
+    write_manifest(
+        root,
+        base={"repository": "r/base", "reference": IMAGE_REF, "pushed": True},
+        node={"repository": "r/node", "reference": "r/node:local", "pushed": False},
     )
-    assert read_image_manifest(path) == {"base": IMAGE_REF}
+    assert read_image_manifest(settings) == {"base": IMAGE_REF}
 
 
 def test_settings_drift_is_repaired_without_a_push(root, coder, capsys):

@@ -24,9 +24,7 @@ def render_all(settings: Settings, names: Sequence[str] = ()) -> list[RenderedTe
     """Find the templates asked for and render each into ``build/templates/``."""
     out = settings.build_dir / "templates"
     out.mkdir(parents=True, exist_ok=True)
-    return [
-        render_template(t, settings, out) for t in find_templates(settings.templates_dir, names)
-    ]
+    return [render_template(t, settings, out) for t in find_templates(settings.templates_dir, names)]
 
 
 def publish_all(
@@ -44,6 +42,6 @@ def publish_all(
         print_report(report, fmt=fmt)
         msg = "validation failed; nothing was published (fix the problems above)"
         raise ValidationFailed(msg)
-    images = read_image_manifest(settings.build_dir / "images.json")
+    images = read_image_manifest(settings)
     with progress_display(len(rendered)) as done:
         return publish_templates(rendered, settings, images=images, env=env, dry_run=dry_run, on_done=done)

@@ -39,6 +39,7 @@ from coderbundle import __version__, process
 from coderbundle.coder_api import CoderAPI, CoderAuthError, Organization
 from coderbundle.console import err_console
 from coderbundle.errors import CommandFailed, CommandNotFound, PublishError
+from coderbundle.images import read_manifest
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -116,20 +117,12 @@ class PublishResult:
         return all(o.status not in ("failed", "skipped") for o in self.outcomes)
 
 
-def read_image_manifest(path: Path) -> dict[str, str]:
-    """``build/images.json`` → {image name: ``repository@sha256:…``} for pushed images."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, ValueError) as exc:
-        msg = f"{path}: unreadable image manifest ({exc}); run `nox -s images` again"
-        raise PublishError(msg) from None
-    images = data.get("images", data) if isinstance(data, dict) else {}
+def read_image_manifest(settings: Settings) -> dict[str, str]:
+    """{image name: ``repository@sha256:…``} for the images ``build/images.json`` says were pushed."""
     return {
         name: entry["reference"]
-        for name, entry in images.items()
-        if isinstance(entry, dict) and entry.get("pushed") and "@sha256:" in entry.get("reference", "")
+        for name, entry in read_manifest(settings).items()
+        if entry.get("pushed") and "@sha256:" in str(entry.get("reference", ""))
     }
 
 
