@@ -278,6 +278,8 @@ def test_docker_defaults_to_sysbox_with_a_marked_dind_sidecar(trees):
     assert literal(mode.get("default")) == "sysbox"
     spec = pod_spec(root)
     assert '"sysbox-runc"' in spec.get("runtime_class_name")
+    annotations = deployment(root).child("spec", "template", "metadata").get("annotations")
+    assert "local.sysbox_annotations" in references(annotations)
     (sidecar,) = spec.children("dynamic")
     assert 'var.docker_mode == "dind"' in sidecar.get("for_each")
     assert sidecar.child("content", "security_context").get("privileged") is True
