@@ -367,7 +367,7 @@ def publish_templates(  # noqa: PLR0913 - keyword-only knobs of one step
     sha, plans = plan_templates(rendered, settings, images=images, env=env)
     plan_file = write_artifacts(plans, sha, settings)
     if not settings.coder_url:
-        return PublishResult("embedded", [Outcome(p.name, "planned", p.version) for p in plans], plan_file)
+        return PublishResult("embedded", [_planned(p) for p in plans], plan_file)
     run = _connect(settings, sha, dry_run=dry_run)
     done: dict[str, Outcome] = {}
     with ThreadPoolExecutor(max_workers=max(1, settings.publish_concurrency)) as pool:
@@ -378,6 +378,13 @@ def publish_templates(  # noqa: PLR0913 - keyword-only knobs of one step
                 on_done(outcome)
     mode = "dry-run" if dry_run else "publish"
     return PublishResult(mode, [done[p.name] for p in plans], plan_file, run.api.requests_made)
+
+
+def _planned(plan: Plan) -> Outcome:
+    image = plan.variables.get("image", "template default")
+    unset = sorted(k for k, v in plan.secrets.items() if v is None)
+    detail = f"image {image}" + (f"; unset: {', '.join(unset)}" if unset else "")
+    return Outcome(plan.name, "planned", plan.version, detail)
 
 
 def _connect(settings: Settings, sha: str, *, dry_run: bool) -> _Run:
