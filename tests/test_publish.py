@@ -164,11 +164,18 @@ def test_failed_import_keeps_the_old_version_and_the_others_publish(root, coder,
     assert status["gamma"]["status"] == "unchanged"
     assert coder.state.active_version("beta")["id"] == old
     assert "-v2" not in coder.state.active_version("beta")["message"]
-    # Fixed: the retry with the same content gets a fresh version name and succeeds.
+    # Failing again: the failed version holds its name, the retry gets a fresh one.
+    code, summary = publish_json(root, capsys, "beta")
+    assert code == 1
+    assert "injected import failure" in summary["templates"][0]["detail"]
+    # Fixed on the server side: the same content now imports and becomes active.
     coder.state.fail_imports.clear()
     code, summary = publish_json(root, capsys, "beta")
     assert code == 0, summary
-    assert coder.state.active_version("beta")["id"] != old
+    active = coder.state.active_version("beta")
+    assert active["id"] != old
+    assert active["name"] == summary["templates"][0]["version"]
+    assert active["name"].endswith("-r3")
 
 
 @pytest.mark.parametrize("status", [401, 403])

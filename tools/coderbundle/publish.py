@@ -63,6 +63,7 @@ __all__ = [
 
 ARCHIVE_LIMIT = 1 << 20  # coderd TemplateArchiveLimit
 PLAN_FILE = "publish-plan.json"
+_MAX_RETRY_NAMES = 20
 _UNIT_MS = {"h": 3_600_000, "m": 60_000, "s": 1000}
 _SKIPPED_NAMES = re.compile(r"(\.tfstate|\.tfstate\.backup|^terraform\.tfvars|\.auto\.tfvars.*)$")
 
@@ -305,15 +306,22 @@ def _push(run: _Run, plan: Plan, version: str) -> None:
 
 
 def _free_version_name(run: _Run, template: Mapping[str, Any] | None, plan: Plan) -> tuple[str, str]:
-    """The version name to push, or ("", id) when that content exists as a good version."""
+    """The version name to push, or ("", id) when this content exists as a good version.
+
+    A failed import keeps its name, so a retry of the same content pushes as
+    ``<version>-r2``, ``-r3``, ...
+    """
     if template is None:
         return plan.version, ""
-    found = run.api.version_by_name(template["id"], plan.version)
-    if found is None:
-        return plan.version, ""
-    if found.get("job", {}).get("status") == "succeeded" and plan.marker in found.get("message", ""):
-        return "", found["id"]
-    return f"{plan.version}-{found['id'][:8].replace('-', '')}", ""
+    for attempt in range(1, _MAX_RETRY_NAMES + 1):
+        name = plan.version if attempt == 1 else f"{plan.version}-r{attempt}"
+        found = run.api.version_by_name(template["id"], name)
+        if found is None:
+            return name, ""
+        if found.get("job", {}).get("status") == "succeeded" and plan.marker in found.get("message", ""):
+            return "", found["id"]
+    msg = f"{plan.name}: versions {plan.version} to -r{_MAX_RETRY_NAMES} all exist; archive failed versions"
+    raise PublishError(msg)
 
 
 def _publish_one(run: _Run, plan: Plan) -> Outcome:
@@ -398,10 +406,10 @@ def _connect(settings: Settings, sha: str, *, dry_run: bool) -> _Run:
     return _Run(api, api.organization(settings.coder_organization), settings, sha, dry_run)
 
 
-def _row_detail(o: Outcome) -> str:
+def _row_detail(o: Outcome, mode: str) -> str:
     parts = [o.detail] if o.detail else []
     if o.settings_changed:
-        verb = "settings updated" if o.status in ("pushed", "unchanged") else "settings to update"
+        verb = "settings updated" if mode == "publish" else "settings to update"
         parts.append(f"{verb}: {', '.join(o.settings_changed)}")
     return "; ".join(parts)
 
@@ -453,7 +461,7 @@ def print_result(result: PublishResult, *, fmt: str = "text") -> None:
         for column in ("template", "status", "version", "details"):
             table.add_column(column)
         for o in result.outcomes:
-            table.add_row(o.name, o.status, o.version, _row_detail(o))
+            table.add_row(o.name, o.status, o.version, _row_detail(o, result.mode))
         err_console.print(table)
         counts = result_json(result)["counts"]
         err_console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())), markup=False)
