@@ -347,3 +347,14 @@ def test_archive_over_coders_limit_stops_before_any_push(root, coder, capsys):
     err = capsys.readouterr().err
     assert "nothing was published" in err or "at most 1048576" in err
     assert pushes(coder) == []
+
+
+def test_unknown_organization_and_wrong_url_are_clear(root, coder, monkeypatch, capsys):
+    monkeypatch.setenv("CODER_ORGANIZATION", "nope")
+    assert publish(root) == 1
+    assert "no organization 'nope'; known: coder, platform" in capsys.readouterr().err
+    monkeypatch.delenv("CODER_ORGANIZATION")
+    monkeypatch.setenv("CODER_URL", coder.url + "/not-coder")
+    assert publish(root) == 1
+    assert "CODER_ORGANIZATION" in capsys.readouterr().err
+    assert pushes(coder) == []

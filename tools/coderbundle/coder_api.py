@@ -130,7 +130,13 @@ class CoderAPI:
         resp = self.request(method, path, body)
         if resp.status_code in (_NOT_FOUND, _NOT_MODIFIED):
             return None
-        return resp.json()
+        try:
+            return resp.json()
+        except ValueError:
+            msg = (
+                f"{method} {self.url}/api/v2{path}: the answer is not JSON; is CODER_URL Coder's access URL?"
+            )
+            raise PublishError(msg) from None
 
     def buildinfo(self) -> dict[str, Any]:
         """``GET /buildinfo``: the server version (needs no auth)."""
@@ -144,7 +150,7 @@ class CoderAPI:
             if (not wanted and org.get("is_default")) or wanted in (org["id"], org["name"]):
                 return Organization(org["id"], org["name"])
         known = ", ".join(o["name"] for o in orgs) or "none visible to this token"
-        what = f"organization {wanted!r}" if wanted else "a default organization"
+        what = f"organization {wanted!r}" if wanted else "default organization"
         msg = f"{self.url}: no {what}; known: {known}; set [coder].organization or CODER_ORGANIZATION"
         raise PublishError(msg)
 
