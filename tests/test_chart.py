@@ -439,6 +439,8 @@ def test_workspace_defaults_reach_the_templates_through_bundle_toml(tmp_path):
     chart_ws = yaml.safe_load((CHART / "values.yaml").read_text())["coder"]["workspaces"]
     assert chart_ws["storage"]["size"] == defaults.home_disk_size
     assert chart_ws["ttl"] == defaults.dormancy_deletion
+    (tmp_path / "bundle.toml").write_text(f'[workspace]\nvalues_file = "{CHART / "values.yaml"}"\n')
+    assert load_settings(tmp_path, {}).workspace == defaults
     config_map = one("defaults", "ConfigMap", "coder-workspace-defaults")
     assert config_map["data"]["home_disk_size"] == "50Gi"
 
@@ -449,6 +451,9 @@ def test_notes_give_the_access_url_and_callbacks():
     text = notes["coder/templates/NOTES.txt"]
     assert "https://coder.zeizel.localhost/api/v2/users/oidc/callback" in text
     assert "https://coder.zeizel.localhost/external-auth/gitlab/callback" in text
+    test_pod = one("oidc-gitlab", "Pod", "coder-test-healthz")
+    assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert test_pod["spec"]["containers"][0]["command"][-1] == "http://coder.code.svc:80/healthz"
 
 
 def test_readme_values_table_is_current():
