@@ -358,3 +358,15 @@ def test_unknown_organization_and_wrong_url_are_clear(root, coder, monkeypatch, 
     assert publish(root) == 1
     assert "CODER_ORGANIZATION" in capsys.readouterr().err
     assert pushes(coder) == []
+
+
+def test_tfvars_files_count_as_passed_variables(root, monkeypatch, capsys):
+    monkeypatch.delenv("CODER_URL", raising=False)
+    assert publish(root, "alpha") == 0
+    before = json.loads((root / "dist" / "publish-plan.json").read_text())["templates"][0]
+    (root / "templates" / "alpha" / "extra.auto.tfvars").write_text('namespace = "other"\n')
+    assert publish(root, "alpha") == 0
+    after = json.loads((root / "dist" / "publish-plan.json").read_text())["templates"][0]
+    assert after["archive_sha256"] == before["archive_sha256"]  # not uploaded ...
+    assert after["content_hash"] != before["content_hash"]  # ... but sent as values
+    capsys.readouterr()

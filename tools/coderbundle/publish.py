@@ -187,6 +187,12 @@ def git_short_sha(root: Path) -> str:
     return sha if done.returncode == 0 and sha.isalnum() else "nogit"
 
 
+def _tfvars(directory: Path) -> bytes:
+    """Variable files the CLI sends as values though they stay out of the archive."""
+    files = sorted(p for p in directory.iterdir() if re.search(r"^terraform\.tfvars|\.auto\.tfvars", p.name))
+    return b"".join(p.name.encode() + b"\0" + p.read_bytes() for p in files if p.is_file())
+
+
 def _content_hash(archive: bytes, variables: Mapping[str, str], secrets: Mapping[str, str | None]) -> str:
     h = hashlib.sha256(archive)
     for key, value in sorted(variables.items()):
@@ -212,7 +218,7 @@ def _plan_one(
     else:
         source = f"template default (no pushed image {image!r} in build/images.json)"
     secrets = {k: env.get(spec["env"]) or None for k, spec in r.template.settings.variables.items()}
-    digest = _content_hash(archive, variables, secrets)
+    digest = _content_hash(archive + _tfvars(r.path), variables, secrets)
     wanted = wanted_settings(r.path, settings)
     return Plan(r.name, r.path, archive, f"{sha}-{digest[:8]}", digest, variables, secrets, source, wanted)
 
