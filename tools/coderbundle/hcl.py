@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import hcl2
+import hcl2.parser
+from lark import Token, Tree
 from lark.exceptions import LarkError, UnexpectedInput
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "parse_file",
     "parse_text",
     "references",
+    "warm_up",
 ]
 
 
@@ -78,7 +80,7 @@ class Block:
         return attr.value if attr else default
 
     def walk(self) -> Iterator[Block]:
-        """This block and every block below it, depth first."""
+        """Yield this block and every block below it, depth first."""
         yield self
         for b in self.blocks:
             yield from b.walk()
@@ -91,49 +93,123 @@ class Block:
         return ".".join((self.type, *self.labels))
 
 
-def _line(rule: Any) -> int:
-    meta = getattr(rule, "_meta", None)
-    return int(getattr(meta, "line", 0) or 0)
+_SKIP = frozenset({"new_line_or_comment"})
+_Node = Tree[Token] | Token
+_LITERALS = {"true": True, "false": False, "null": None}
 
 
-def _unquote(value: Any) -> str:
-    text = str(value)
-    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
+def _trees(node: _Node) -> list[Tree[Token]]:
+    if isinstance(node, Token):
+        return []
+    return [c for c in node.children if isinstance(c, Tree) and c.data not in _SKIP]
 
 
-def _convert_body(body: Any, block: Block) -> None:
-    for child in getattr(body, "children", ()):
-        kind = type(child).__name__
-        if kind == "AttributeRule":
-            ((name, value),) = child.serialize().items()
-            block.attributes[name] = Attribute(name, value, _line(child))
-        elif kind == "BlockRule":
-            block.blocks.append(_convert_block(child, block.file))
+class _Converter:
+    """Turn python-hcl2's raw lark tree into Blocks, serializing values as python-hcl2 8.x does.
 
+    Walking the raw tree (not python-hcl2's element tree) halves parse time;
+    expressions are taken verbatim from the source as ``"${...}"``.
+    """
 
-def _convert_block(rule: Any, file: str) -> Block:
-    parts = [c for c in rule.children if type(c).__name__ in ("IdentifierRule", "StringRule")]
-    head = [_unquote(p.serialize()) for p in parts]
-    block = Block(head[0], tuple(head[1:]), _line(rule), file=file)
-    for c in rule.children:
-        if type(c).__name__ == "BodyRule":
-            _convert_body(c, block)
-    return block
+    def __init__(self, text: str, file: str) -> None:
+        self.text = text
+        self.file = file
+
+    def source(self, node: _Node) -> str:
+        """The node's source text, without the newlines and comments the grammar folds in."""
+        if isinstance(node, Token):
+            return str(node)
+        tokens = [t for t in node.scan_values(lambda v: isinstance(v, Token)) if t.type != "NL_OR_COMMENT"]
+        if not tokens:
+            return ""
+        return self.text[tokens[0].start_pos : tokens[-1].end_pos]
+
+    def body(self, body: Tree[Token], block: Block) -> None:
+        for child in _trees(body):
+            if child.data == "attribute":
+                name = self.name(child.children[0])
+                value = self.value(child.children[-1])
+                block.attributes[name] = Attribute(name, value, child.meta.line)
+            elif child.data == "block":
+                block.blocks.append(self.block(child))
+
+    def name(self, node: _Node) -> str:
+        return self.source(node).strip()
+
+    def block(self, node: Tree[Token]) -> Block:
+        head: list[str] = []
+        inner: Tree[Token] | None = None
+        for child in node.children:
+            if isinstance(child, Tree) and child.data == "body":
+                inner = child
+            elif isinstance(child, Tree) and child.data == "string":
+                head.append(self.source(child)[1:-1])
+            elif isinstance(child, Tree) and child.data not in _SKIP:
+                head.append(self.name(child))
+        block = Block(head[0], tuple(head[1:]), node.meta.line, file=self.file)
+        if inner is not None:
+            self.body(inner, block)
+        return block
+
+    def value(self, node: _Node) -> Any:
+        """A value in python-hcl2 8.x form; anything computed becomes ``"${source}"``."""
+        if isinstance(node, Token):
+            return str(node)
+        kind = node.data
+        kids = _trees(node)
+        if kind == "expr_term" and len(kids) == 1 and not isinstance(node.children[0], Token):
+            return self.value(kids[0])  # not parenthesised: the term itself
+        if kind in self._SCALARS:
+            return self._SCALARS[kind](self, self.source(node))
+        if kind == "tuple":
+            return [self.value(c) for c in kids]
+        if kind == "object":
+            return dict(self.element(c) for c in kids)
+        return "${" + self.source(node) + "}"
+
+    _SCALARS: ClassVar[dict[str, Callable[[_Converter, str], Any]]] = {
+        "int_lit": lambda _, text: int(text),
+        "float_lit": lambda _, text: float(text),
+        "literal_value": lambda _, text: _LITERALS[text],
+        "string": lambda _, text: text,
+        "identifier": lambda _, text: text,
+        # python-hcl2 8.x quotes heredocs too
+        "heredoc_template": lambda _, text: f'"{text.rstrip()}"',
+        "heredoc_template_trim": lambda _, text: f'"{text.rstrip()}"',
+    }
+
+    def element(self, node: Tree[Token]) -> tuple[str, Any]:
+        key_node, value_node = _trees(node)
+        key = self.value(key_node.children[0])
+        if isinstance(key, str) and key.startswith("${") and "(" not in key and "." not in key:
+            key = key[2:-1]  # a bare identifier key: python-hcl2 writes it without ${}
+        return str(key), self.value(value_node)
 
 
 def parse_text(text: str, file: str = "") -> Block:
     """Parse HCL text into a root ``Block``; raise ``HclSyntaxError`` with a line."""
     try:
-        tree = hcl2.transform(hcl2.parses_to_tree(text), discard_comments=True)
+        tree = _parser().parse(text + "\n")
     except UnexpectedInput as exc:
         first = str(exc).strip().splitlines()[0]
         raise HclSyntaxError(first, int(getattr(exc, "line", 0) or 0)) from None
     except LarkError as exc:
         raise HclSyntaxError(str(exc).strip().splitlines()[0], 0) from None
     root = Block("", (), 1, file=file)
-    for child in tree.children:
-        _convert_body(child, root)
+    converter = _Converter(text + "\n", file)
+    for child in _trees(tree):
+        converter.body(child, root)
     return root
+
+
+def _parser() -> Any:
+    """python-hcl2's LALR parser (built once, cached on disk by lark)."""
+    return hcl2.parser.parser()
+
+
+def warm_up() -> None:
+    """Build the parser now (before worker processes fork, so they share it)."""
+    _parser()
 
 
 def parse_file(path: Path) -> Block:

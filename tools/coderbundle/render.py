@@ -9,6 +9,7 @@ by name.  Output is deterministic: same sources, byte-identical files.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shutil
 import tomllib
@@ -59,14 +60,33 @@ def load_versions(templates_dir: Path) -> dict[str, Any]:
         raise SettingsError(msg) from None
 
 
-def _environment(template: Template, templates_dir: Path) -> jinja2.Environment:
-    loader = jinja2.FileSystemLoader([str(template.source), str(templates_dir / SHARED_DIR)])
-    env = jinja2.Environment(  # noqa: S701 - renders Terraform and Markdown, not HTML
-        loader=loader,
+class _BundleEnvironment(jinja2.Environment):
+    """One environment for all templates of a run, so shared partials compile once.
+
+    Templates are loaded as ``<template>/<file>``; a name included from there
+    resolves to the template's own file when it has one, else to ``_shared/``.
+    """
+
+    def join_path(self, template: str, parent: str) -> str:
+        folder = parent.split("/", 1)[0] if "/" in parent else ""
+        if folder and self.loader is not None:
+            local = f"{folder}/{template}"
+            for base in self.loader.searchpath:  # type: ignore[attr-defined]
+                if (Path(base) / local).is_file():
+                    return local
+        return template
+
+
+@functools.cache
+def _environment(templates_dir: Path, cache_dir: Path) -> jinja2.Environment:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    env = _BundleEnvironment(
+        loader=jinja2.FileSystemLoader([str(templates_dir), str(templates_dir / SHARED_DIR)]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        bytecode_cache=jinja2.FileSystemBytecodeCache(str(cache_dir)),
     )
     env.filters["tfstring"] = _tf_string
     return env
@@ -150,7 +170,7 @@ def _context(template: Template, settings: Settings, versions: dict[str, Any]) -
 
 def render_template(template: Template, settings: Settings, out_root: Path) -> RenderedTemplate:
     """Render ``template`` into ``out_root/<name>/`` and return what was written."""
-    env = _environment(template, settings.templates_dir)
+    env = _environment(settings.templates_dir, settings.build_dir / ".cache" / "jinja")
     context = _context(template, settings, load_versions(settings.templates_dir))
     outputs: dict[str, bytes] = {}
     for src in sorted(p for p in template.source.rglob("*") if p.is_file()):
@@ -158,7 +178,7 @@ def render_template(template: Template, settings: Settings, out_root: Path) -> R
         if rel == SETTINGS_FILE or "/." in f"/{rel}":
             continue
         if rel.endswith(".j2"):
-            text = _render_one(env, rel, context, template.source)
+            text = _render_one(env, f"{template.name}/{rel}", context, template.source.parent)
             outputs[rel.removesuffix(".j2")] = text.encode()
         else:
             outputs[rel] = src.read_bytes()

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -119,6 +122,21 @@ def _check_one(r: RenderedTemplate, versions: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def _check_all(todo: list[RenderedTemplate], versions: dict[str, Any]) -> list[list[Problem]]:
+    """Check templates, in parallel worker processes when there are several and cores to use.
+
+    Parsing dominates a cold run; the parser is built once here, before the
+    workers fork, so each worker starts with it.
+    """
+    workers = min(len(todo), os.cpu_count() or 1)
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_check_one(r, versions) for r in todo]
+    hcl.warm_up()
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return list(pool.map(_check_one, todo, [versions] * len(todo)))
+
+
 def _cache_file(settings: Settings, r: RenderedTemplate, fingerprint: str) -> Path:
     tf = terraform.fingerprint()
     key = hashlib.sha256(f"{r.digest}\0{fingerprint}\0{tf}".encode()).hexdigest()[:32]
@@ -160,9 +178,11 @@ def validate_templates(
         if cached is not None:
             results.append(cached)
             continue
-        result = TemplateResult(r.name, str(r.path), _check_one(r, versions))
+        result = TemplateResult(r.name, str(r.path))
         results.append(result)
         todo.append((r, result, cache))
+    for (_, result, _), problems in zip(todo, _check_all([r for r, _, _ in todo], versions), strict=True):
+        result.problems = problems
     if todo:
         _run_terraform([(r, res) for r, res, _ in todo], settings)
         for _, result, cache in todo:
