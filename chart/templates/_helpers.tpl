@@ -134,30 +134,45 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{/* Rules the provisioner needs where workspaces run (see docs/chart.md, "RBAC"). */}}
+{{/* Rules the provisioner needs where workspaces run: the workspace Deployment, its volumes and ServiceAccount. */}}
 {{- define "coder.workspaceRules" -}}
-{{- $write := list "create" "delete" "get" "list" "watch" "patch" "update" }}
-{{- $core := list "persistentvolumeclaims" "serviceaccounts" }}
-{{- if .Values.rbac.secrets }}{{ $core = append $core "secrets" }}{{ end }}
-{{- if .Values.rbac.services }}{{ $core = append $core "services" }}{{ end }}
-{{- $roleVerbs := $write }}
-{{- if .Values.rbac.escalate }}{{ $roleVerbs = append $write "escalate" }}{{ end }}
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]
 - apiGroups: [""]
-  resources: {{ toJson $core }}
-  verbs: {{ toJson $write }}
+  resources: [persistentvolumeclaims, serviceaccounts]
+  verbs: [create, delete, get, list, watch, patch, update]
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: {{ toJson $write }}
-- apiGroups: [rbac.authorization.k8s.io]
-  resources: [roles]
-  verbs: {{ toJson $roleVerbs }}
-- apiGroups: [rbac.authorization.k8s.io]
-  resources: [rolebindings]
-  verbs: {{ toJson $write }}
+  verbs: [create, delete, get, list, watch, patch, update]
 {{- with .Values.rbac.extraRules }}
 {{ toYaml . }}
 {{- end }}
+{{- end }}
+
+{{/* The kubernetes template's workload Role (templates/kubernetes/main.tf.j2). Kubernetes
+only lets the provisioner create a Role granting what it holds itself, so it holds exactly
+these rules where that Role is created; keep them in step with the template. */}}
+{{- define "coder.workloadRules" -}}
+- apiGroups: [""]
+  resources: [pods, pods/log, pods/exec, pods/attach, pods/portforward, services, endpoints, configmaps, secrets, persistentvolumeclaims, serviceaccounts, events]
+  verbs: ["*"]
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, daemonsets, replicasets]
+  verbs: ["*"]
+- apiGroups: [batch]
+  resources: [jobs, cronjobs]
+  verbs: ["*"]
+- apiGroups: [autoscaling, policy]
+  resources: [horizontalpodautoscalers, poddisruptionbudgets]
+  verbs: ["*"]
+- apiGroups: [networking.k8s.io]
+  resources: [ingresses, networkpolicies]
+  verbs: ["*"]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: ["*"]
+- apiGroups: [events.k8s.io, discovery.k8s.io]
+  resources: [events, endpointslices]
+  verbs: [get, list, watch]
 {{- end }}
