@@ -165,7 +165,6 @@ DB = {"database": {"existingSecret": "db"}}
             {"coder": {**DB, "gitlab": {"enabled": True, "url": "https://g.example", "clientId": "x"}}},
             "coder.gitlab.enabled: set coder.gitlab.clientSecret",
         ),
-        ({"coder": {**DB, "config": {"wildcardAccessUrl": ""}}}, "AgentAPI chat UIs are subdomain apps"),
         (
             {"coder": {**DB, "config": {"wildcardAccessUrl": "*.*.example.com"}}},
             "/coder/config/wildcardAccessUrl",
@@ -272,6 +271,14 @@ def test_suffix_wildcard_becomes_an_ingress_wildcard():
     ingress = one("autoscaling", "Ingress")
     assert ingress["spec"]["tls"][0]["hosts"] == ["coder.example.com", "*.example.com"]
     assert container_env("autoscaling")["CODER_WILDCARD_ACCESS_URL"]["value"] == "*-apps.example.com"
+
+
+def test_without_a_wildcard_url_only_the_access_host_is_routed():
+    values = {"coder": {**DB, "config": {"wildcardAccessUrl": ""}}}
+    manifests = render_chart(CHART, values, release="coder", namespace="code")
+    (ingress,) = [m.body for m in manifests if m.body["kind"] == "Ingress"]
+    assert ingress["spec"]["tls"][0]["hosts"] == ["coder.localhost"]
+    assert [r["host"] for r in ingress["spec"]["rules"]] == ["coder.localhost"]
 
 
 def test_autoscaling_scales_down_slowly_and_sets_the_relay_url():

@@ -107,9 +107,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and $c.config.wildcardAccessUrl (not (regexMatch "^\\*[^*]+$" (regexReplaceAll "^[a-z]+://" $c.config.wildcardAccessUrl ""))) }}
 {{- fail "coder.config.wildcardAccessUrl must start with exactly one `*`, e.g. *.workspace.coder.example.com" }}
 {{- end }}
-{{- if and $c.agentapi.enabled (not $c.config.wildcardAccessUrl) }}
-{{- fail "coder.agentapi.enabled: the AgentAPI chat UIs are subdomain apps; set coder.config.wildcardAccessUrl or disable coder.agentapi" }}
-{{- end }}
 {{- if not (or $c.database.url $c.database.existingSecret $vault) }}
 {{- fail "coder.database: set coder.database.url or coder.database.existingSecret (PostgreSQL URL), or vault.mode; without it coderd would run a throw-away built-in database" }}
 {{- end }}
