@@ -61,7 +61,7 @@ def test_terraform_validate_runs_for_real_offline(bundle):
     assert by_name["tf-offline-good"].terraform_validate == "passed"
     assert by_name["tf-offline-bad"].terraform_validate == "failed"
     (cb003,) = [p for p in by_name["tf-offline-bad"].problems if p.rule == "CB003"]
-    assert cb003.line == 9
+    assert cb003.line == 15
     assert "upper" in cb003.message
 
 

@@ -119,9 +119,9 @@ def value_problem(p: Block, value: Any) -> str:
     except (ValueError, TypeError):
         return f"{literal(value)!r} is not a {kind}"
     options = [literal(o.get("value")) for o in p.children("option")]
-    if options and kind != "list(string)" and not any(is_expression(o) for o in options):
-        if str(literal(value)).lower() not in {str(o).lower() for o in options}:
-            return f"{literal(value)!r} is not one of the options"
+    checkable = options and kind != "list(string)" and not any(is_expression(o) for o in options)
+    if checkable and str(literal(value)).lower() not in {str(o).lower() for o in options}:
+        return f"{literal(value)!r} is not one of the options"
     for v in p.children("validation"):
         low, high = v.get("min"), v.get("max")
         if kind == "number" and isinstance(low, int | float) and typed < low:

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 COMPUTE = re.compile(r"^kubernetes_(deployment|pod|stateful_set|daemon_set|job)(_v1)?$")
 VOLUME = re.compile(r"^kubernetes_persistent_volume_claim(_v1)?$")
+# What must outlive a stop: volumes, and namespaces holding what the developer deployed.
+PERSISTENT = re.compile(r"^kubernetes_(persistent_volume_claim|namespace)(_v1)?$")
 START_COUNT = "data.coder_workspace.me.start_count"
 WORKSPACE_ID = "data.coder_workspace.me.id"
 REQUIRED_PROVIDERS = ("coder", "kubernetes")
@@ -117,9 +119,9 @@ def compute_start_count(m: Model) -> Iterator[Problem]:
 
 @rule("CB106")
 def volume_persists(m: Model) -> Iterator[Problem]:
-    """Volumes have no ``count``/``for_each`` tied to start: stopping must not delete home."""
+    """Volumes and namespaces have no ``count`` tied to start: stopping must not delete them."""
     for res in m.top("resource"):
-        if VOLUME.match(res.labels[0]) and START_COUNT in str(res.get("count", "")):
+        if PERSISTENT.match(res.labels[0]) and START_COUNT in str(res.get("count", "")):
             msg = f"{res.address} has count = start_count: every stop deletes it; remove count"
             yield m.problem(res, "CB106", msg, line_of(res, "count"))
 
@@ -149,3 +151,22 @@ def module_pinned(m: Model) -> Iterator[Problem]:
         if version is None or is_expression(version) or not EXACT_VERSION.match(literal(version)):
             msg = f'module {mod.labels[0]!r} must pin an exact version = "X.Y.Z"'
             yield m.problem(mod, "CB115", msg, line_of(mod, "version"))
+
+
+@rule("CB120")
+def volume_does_not_wait(m: Model) -> Iterator[Problem]:
+    """PVCs set ``wait_until_bound = false``: with WaitForFirstConsumer storage the apply hangs."""
+    for res in m.top("resource"):
+        if VOLUME.match(res.labels[0]) and res.get("wait_until_bound") is not False:
+            msg = f"{res.address} needs wait_until_bound = false (the pod that binds it comes later)"
+            yield m.problem(res, "CB120", msg, line_of(res, "wait_until_bound"))
+
+
+@rule("CB121")
+def no_tasks(m: Model) -> Iterator[Problem]:
+    """No Coder Tasks resources: Tasks is removed from Coder 2.37, the server the chart deploys."""
+    for res in m.top("resource", "coder_ai_task"):
+        msg = "coder_ai_task needs Coder Tasks, removed in Coder 2.37; use an AgentAPI chat app"
+        yield m.problem(res, "CB121", msg)
+    for data in m.top("data", "coder_task"):
+        yield m.problem(data, "CB121", 'data "coder_task" needs Coder Tasks, removed in Coder 2.37')
