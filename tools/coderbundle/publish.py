@@ -53,12 +53,15 @@ __all__ = [
     "Plan",
     "PublishResult",
     "archive_directory",
+    "git_short_sha",
     "plan_templates",
     "print_result",
     "progress_display",
     "publish_templates",
     "read_image_manifest",
     "result_json",
+    "wanted_settings",
+    "write_artifacts",
 ]
 
 ARCHIVE_LIMIT = 1 << 20  # coderd TemplateArchiveLimit
