@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from coderbundle.deploy import HELM_TIMEOUT, find_kubeconfig, load_values, secret_values
+from coderbundle.deploy import HELM_TIMEOUT, find_kubeconfig, load_values, rollback_flag, secret_values
 from coderbundle.errors import DeployError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,7 +52,8 @@ def fake_helm(tmp_path):
         bin_dir = tmp_path / "bin"
         bin_dir.mkdir()
         log = tmp_path / "helm-argv.txt"
-        body = 'printf "%s\\n" "$@" > "$FAKE_HELM_LOG"\n'
+        body = '[ "$1" = version ] && { echo "${FAKE_HELM_VERSION:-v3.16.2+g1a2b3c4}"; exit 0; }\n'
+        body += 'printf "%s\\n" "$@" > "$FAKE_HELM_LOG"\n'
         if fail:
             # Like a failing helm that quotes the values it was given.
             body += 'p=; for a in "$@"; do [ "$p" = --values ] && cat "$a" >&2; p=$a; done\n'
@@ -169,6 +170,16 @@ def test_deploy_runs_helm_upgrade_install_atomic(fake_helm, tmp_path):
     assert argv[argv.index("--timeout") + 1] == HELM_TIMEOUT
     assert argv[argv.index("--namespace") + 1] == "dev"
     assert argv[argv.index("--values") + 1] == str(values)
+
+
+def test_helm_4_gets_rollback_on_failure(fake_helm, tmp_path):
+    env = {**fake_helm(), "FAKE_HELM_VERSION": "v4.2.3+g9a8b7c6"}
+    proc = cli("deploy", "-f", str(CI / "defaults-values.yaml"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    argv = (tmp_path / "helm-argv.txt").read_text().splitlines()
+    assert "--rollback-on-failure" in argv
+    assert "--atomic" not in argv
+    assert rollback_flag("v3.8.0") == "--atomic"
 
 
 def test_failed_helm_output_never_shows_secrets(fake_helm, tmp_path):

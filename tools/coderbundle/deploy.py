@@ -37,6 +37,7 @@ __all__ = [
     "find_kubeconfig",
     "load_values",
     "render_chart",
+    "rollback_flag",
     "secret_values",
     "validate_manifests",
 ]
@@ -226,10 +227,18 @@ def find_kubeconfig(env: Mapping[str, str], home: Path) -> Path | None:
     raise DeployError(msg)
 
 
-def _helm_argv(chart_dir: Path, values_files: Sequence[Path], *, release: str, namespace: str) -> list[str]:
+def rollback_flag(helm_version: str) -> str:
+    """Helm 4 renamed ``--atomic`` (deprecated there, gone in 5) to ``--rollback-on-failure``."""
+    major = re.match(r"v?(\d+)", helm_version.strip())
+    return "--atomic" if major and int(major[1]) < 4 else "--rollback-on-failure"
+
+
+def _helm_argv(
+    chart_dir: Path, values_files: Sequence[Path], *, release: str, namespace: str, helm_version: str
+) -> list[str]:
     argv = ["helm", "upgrade", "--install", release, str(chart_dir)]
     argv += ["--namespace", namespace, "--create-namespace"]
-    argv += ["--atomic", "--wait", "--timeout", HELM_TIMEOUT]
+    argv += [rollback_flag(helm_version), "--wait", "--timeout", HELM_TIMEOUT]
     for path in values_files:
         argv += ["--values", str(path)]
     return argv
@@ -270,7 +279,10 @@ def deploy_chart(  # noqa: PLR0913 - keyword-only options of one command
     else:
         log.warning("skipping the offline render check: %s", _INSTALL_HINT)
         result = DeployResult((), (), (), applied=False)
-    argv = _helm_argv(chart_dir, values_files, release=release, namespace=namespace)
+    helm_version = process.run(["helm", "version", "--short"]).stdout
+    argv = _helm_argv(
+        chart_dir, values_files, release=release, namespace=namespace, helm_version=helm_version
+    )
     extra_env = {"KUBECONFIG": str(kubeconfig)} if kubeconfig else None
     process.run(argv, env=extra_env, secrets=secret_values(values), cwd=settings.root)
     return DeployResult(result.manifests, result.validated_for, result.crd_checked, applied=True)
