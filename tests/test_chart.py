@@ -413,7 +413,12 @@ def test_vault_agent_injects_secrets_without_kubernetes_secrets():
     assert annotations["vault.hashicorp.com/role"] == "coder"
     template = annotations["vault.hashicorp.com/agent-inject-template-coder.env"]
     assert 'secret "secret/data/coder/database"' in template
-    assert "export CODER_OIDC_CLIENT_SECRET=" in template
+    lines = template.strip().splitlines()
+    assert [ln.split("export ")[1].split("=")[0] for ln in lines] == [
+        "CODER_PG_CONNECTION_URL",
+        "CODER_OIDC_CLIENT_SECRET",
+    ]
+    assert all(ln.startswith("{{ with secret") and ln.endswith("'{{ end }}") for ln in lines)
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["command"][-1] == ". /vault/secrets/coder.env && exec /opt/coder server"
     assert not any("secretKeyRef" in e.get("valueFrom", {}) for e in container["env"])

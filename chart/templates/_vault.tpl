@@ -17,7 +17,7 @@
 {{- $tmpl := "" }}
 {{- range (include "coder.vaultSecrets" . | fromJsonArray) }}
 {{- $path := printf "%s/data/%s/%s" $v.kvMount $v.path .name }}
-{{- $line := printf `{{- with secret %q }}export %s='{{ index .Data.data %q | replaceAll "'" "'\\''" }}'{{ end }}` $path .env .key }}
+{{- $line := printf `{{ with secret %q }}export %s='{{ index .Data.data %q | replaceAll "'" "'\\''" }}'{{ end }}` $path .env .key }}
 {{- $tmpl = printf "%s%s\n" $tmpl $line }}
 {{- end }}
 vault.hashicorp.com/agent-inject: "true"
