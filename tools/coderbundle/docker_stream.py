@@ -13,6 +13,7 @@ import logging
 import re
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import docker
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 # Daemon `Arch` (Go or uname spelling) -> Docker/Debian architecture name.
 ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 TAIL_LINES = 15
+STEP_CHARS = 60
 _STEP = re.compile(r"^Step \d+/\d+ : ")
 _DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 
@@ -48,10 +50,17 @@ _DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
 def connect(environ: Mapping[str, str]) -> docker.DockerClient:
     """A client for the daemon ``environ`` points at (DOCKER_HOST, or the CLI context)."""
     where = environ.get("DOCKER_HOST") or "the default Docker socket/context"
+    socket = where.removeprefix("unix://") if where.startswith("unix://") else ""
+    if socket and not Path(socket).exists():
+        msg = f"cannot reach the Docker daemon at {where} (no such socket); start dockerd or fix DOCKER_HOST"
+        raise ImageBuildError(msg)
+    client = None
     try:
         client = docker.from_env(environment=dict(environ))
         client.ping()
     except DockerException as exc:
+        if client is not None:
+            client.close()
         msg = f"cannot reach the Docker daemon at {where} ({_short(exc)}); start dockerd or fix DOCKER_HOST"
         raise ImageBuildError(msg) from None
     return client
@@ -161,7 +170,9 @@ def _fail_build(name: str, state: _BuildLog, reason: str) -> None:
     err_console.print(f"[bold]images/{name}: failed at {state.step}[/]", markup=True)
     for line in state.tail:
         err_console.print(f"    {line}", markup=False)
-    msg = f"images/{name}/Dockerfile: {state.step.strip()} failed: {reason}"
+    step = state.step.strip()
+    step = step if len(step) <= STEP_CHARS else step[: STEP_CHARS - 1] + "…"
+    msg = f"images/{name}/Dockerfile: {step} failed: {reason}"
     raise ImageBuildError(msg)
 
 

@@ -177,6 +177,21 @@ def build_images(
         raise UsageError(msg)
     shaping = {"UPSTREAM_IMAGE": upstream_image, "EXTRA_CA_CERT_B64": _extra_ca(settings)}
     client = ds.connect(env)
+    try:
+        return _build_all(specs, settings, client, push=push, shaping=shaping, env=env)
+    finally:
+        client.close()
+
+
+def _build_all(  # noqa: PLR0913 - the parts of one run, by keyword
+    specs: Sequence[ImageSpec],
+    settings: Settings,
+    client: docker.DockerClient,
+    *,
+    push: bool,
+    shaping: dict[str, str],
+    env: Mapping[str, str],
+) -> list[ImageResult]:
     shaping["TARGETARCH"] = ds.daemon_arch(client)
     extra = {**_label_args(settings), **{k: env[k] for k in PROXY_VARS if env.get(k)}}
     ctx = _Run(settings, client, push, shaping, extra)

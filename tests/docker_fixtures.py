@@ -1,0 +1,106 @@
+"""Fixtures for tests that need a real Docker daemon (imported by test_images.py).
+
+``.ci/docker-setup.sh`` prepares that daemon: dockerd with overlay2, a local
+upstream image built from Debian packages, and Debian's registry on
+127.0.0.1:5000.  Without them the tests that need them skip with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import urllib.request
+from pathlib import Path
+
+import docker
+import pytest
+from docker.errors import DockerException, ImageNotFound
+
+from coderbundle.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+IMAGE_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "images"
+UPSTREAM = os.environ.get("CODERBUNDLE_UPSTREAM_IMAGE", "coderbundle-upstream/debian:bookworm")
+LOCAL_REGISTRY = "127.0.0.1:5000"
+
+__all__ = [
+    "IMAGE_FIXTURES",
+    "LOCAL_REGISTRY",
+    "REPO",
+    "UPSTREAM",
+    "docker_client",
+    "image_root",
+    "local_registry",
+    "make_image_root",
+    "make_settings",
+    "settings_for",
+    "upstream_image",
+]
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """A client for the real daemon, or a skip saying why there is none."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except DockerException as exc:
+        pytest.skip(f"no reachable Docker daemon ({exc}); run .ci/docker-setup.sh")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def upstream_image(docker_client):
+    """The locally built upstream image (no image can be pulled on this machine)."""
+    try:
+        docker_client.images.get(UPSTREAM)
+    except ImageNotFound:
+        pytest.skip(f"upstream image {UPSTREAM} is missing; run .ci/docker-setup.sh")
+    return UPSTREAM
+
+
+@pytest.fixture(scope="session")
+def local_registry(docker_client):
+    """Debian's docker-registry on 127.0.0.1:5000, or a skip."""
+    del docker_client
+    try:
+        with urllib.request.urlopen(f"http://{LOCAL_REGISTRY}/v2/", timeout=2):
+            pass
+    except OSError as exc:
+        pytest.skip(f"no registry on {LOCAL_REGISTRY} ({exc}); run .ci/docker-setup.sh")
+    return LOCAL_REGISTRY
+
+
+def make_image_root(root: Path, *, real: tuple[str, ...] = (), fixture: str = "") -> Path:
+    """A bundle root at ``root`` with real images and/or one fixture set of images."""
+    images = root / "images"
+    images.mkdir(parents=True)
+    shutil.copy(REPO / "bundle.toml", root / "bundle.toml")
+    for name in real:
+        shutil.copytree(REPO / "images" / name, images / name)
+    if fixture:
+        shutil.copytree(IMAGE_FIXTURES / fixture, images, dirs_exist_ok=True)
+    return root
+
+
+@pytest.fixture
+def image_root(tmp_path):
+    """Factory: ``image_root(real=("base",), fixture="tiny")`` returns a bundle root."""
+
+    def factory(*, real: tuple[str, ...] = (), fixture: str = "") -> Path:
+        return make_image_root(tmp_path / "bundle", real=real, fixture=fixture)
+
+    return factory
+
+
+def make_settings(root: Path, **overrides: str) -> Settings:
+    """Settings for ``root``; the extra CA comes from CODERBUNDLE_EXTRA_CA_CERT as in CI."""
+    values = {"extra_ca_cert": os.environ.get("CODERBUNDLE_EXTRA_CA_CERT", ""), **overrides}
+    return Settings(root=root, **values)
+
+
+@pytest.fixture
+def settings_for():
+    """Factory: ``settings_for(root, registry=...)`` returns frozen Settings."""
+    return make_settings
