@@ -137,6 +137,7 @@ def stream_build(  # noqa: PLR0913 - one build, described by keyword arguments
     ref: str,
     buildargs: Mapping[str, str],
     progress: Callable[[str], None],
+    nocache: bool = False,
 ) -> str:
     """Build ``context`` (an uncompressed tar) as ``ref`` and return the new image id."""
     state = _BuildLog()
@@ -148,6 +149,7 @@ def stream_build(  # noqa: PLR0913 - one build, described by keyword arguments
             buildargs=dict(buildargs),
             rm=True,
             forcerm=True,
+            nocache=nocache,
             decode=True,
         )
         for chunk in chunks:

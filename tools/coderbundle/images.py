@@ -20,7 +20,7 @@ import os
 import re
 import tarfile
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -159,45 +159,40 @@ class _Run:
     push: bool
     shaping: Mapping[str, str]
     extra: Mapping[str, str]
+    nocache: bool = False
 
 
-def build_images(
+def build_images(  # noqa: PLR0913 - keyword-only knobs of one step
     settings: Settings,
     names: Sequence[str] = (),
     *,
     push: bool = False,
     upstream_image: str = "",
     environ: Mapping[str, str] | None = None,
+    nocache: bool = False,
 ) -> list[ImageResult]:
-    """Build (and with ``push`` push) the images in dependency order; update the manifest."""
+    """Build (and with ``push`` push) the images in dependency order; update the manifest.
+
+    ``nocache`` disables the builder's layer cache for images that are built
+    (the benchmark's cold build); it does not rebuild images whose tag exists.
+    """
     env = os.environ if environ is None else environ
     specs = find_images(settings.images_dir, names)
     if push and not settings.registry:
         msg = "cannot push without a registry; set [registry] host in bundle.toml or CODERBUNDLE_REGISTRY"
         raise UsageError(msg)
     shaping = {"UPSTREAM_IMAGE": upstream_image, "EXTRA_CA_CERT_B64": _extra_ca(settings)}
-    client = ds.connect(env)
-    try:
-        return _build_all(specs, settings, client, push=push, shaping=shaping, env=env)
-    finally:
-        client.close()
+    with closing(ds.connect(env)) as client:
+        shaping["TARGETARCH"] = ds.daemon_arch(client)
+        extra = {**_label_args(settings), **{k: env[k] for k in PROXY_VARS if env.get(k)}}
+        return _build_in_order(_Run(settings, client, push, shaping, extra, nocache), specs)
 
 
-def _build_all(  # noqa: PLR0913 - the parts of one run, by keyword
-    specs: Sequence[ImageSpec],
-    settings: Settings,
-    client: docker.DockerClient,
-    *,
-    push: bool,
-    shaping: dict[str, str],
-    env: Mapping[str, str],
-) -> list[ImageResult]:
-    shaping["TARGETARCH"] = ds.daemon_arch(client)
-    extra = {**_label_args(settings), **{k: env[k] for k in PROXY_VARS if env.get(k)}}
-    ctx = _Run(settings, client, push, shaping, extra)
+def _build_in_order(ctx: _Run, specs: Sequence[ImageSpec]) -> list[ImageResult]:
+    """Ensure each image, parents first; the manifest is rewritten even when one fails."""
     parents = {s.parent for s in specs}
     results: dict[str, ImageResult] = {}
-    manifest = read_manifest(settings)
+    manifest = read_manifest(ctx.settings)
     try:
         for spec in specs:
             manifest.pop(spec.name, None)
@@ -205,7 +200,7 @@ def _build_all(  # noqa: PLR0913 - the parts of one run, by keyword
             results[spec.name] = _ensure(ctx, spec, parent, keep_local=spec.name in parents)
             manifest[spec.name] = results[spec.name].manifest_entry()
     finally:
-        _write_manifest(settings, manifest)
+        _write_manifest(ctx.settings, manifest)
     return list(results.values())
 
 
@@ -256,6 +251,7 @@ def _obtain(
             ref=job.ref,
             buildargs=_all_args(ctx, job),
             progress=progress,
+            nocache=ctx.nocache,
         )
         status = "built"
     if ctx.push and not digest:
