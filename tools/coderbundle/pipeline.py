@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from coderbundle.discover import find_templates
 from coderbundle.errors import ValidationFailed
-from coderbundle.publish import progress_display, publish_templates, read_image_manifest
+from coderbundle.publish import progress_display, publish_templates
+from coderbundle.publish_plan import read_image_manifest
 from coderbundle.render import render_template
 from coderbundle.validate import print_report, validate_templates
 

@@ -1,9 +1,9 @@
 """Publish rendered templates to Coder with ``coder templates push``, only what changed.
 
-Each template is planned first: the exact archive ``coder templates push``
-uploads, the variables it passes (the image pinned by digest from
-``build/images.json``), a content hash over both, and a version name.  The
-plan and archives always land in ``dist/``.  With ``CODER_URL`` set, the
+Each template is planned first (:mod:`coderbundle.publish_plan`): the exact
+archive ``coder templates push`` uploads, the variables it passes (the image
+pinned by digest from ``build/images.json``), a content hash over both, and a
+version name.  The plan and archives always land in ``dist/``.  With ``CODER_URL`` set, the
 active version's message is compared with the hash (``[content:<hash16>]``),
 changed templates are pushed in parallel, and display and scheduling
 settings are brought to the wanted state through the REST API.
@@ -11,11 +11,7 @@ settings are brought to the wanted state through the REST API.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-import re
-import tarfile
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -24,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -35,64 +30,31 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from coderbundle import __version__, process
+from coderbundle import process
 from coderbundle.coder_api import CoderAPI, CoderAuthError, Organization
 from coderbundle.console import err_console
-from coderbundle.errors import CommandFailed, CommandNotFound, PublishError
-from coderbundle.images import read_manifest
+from coderbundle.errors import CommandFailed, PublishError
+from coderbundle.publish_plan import archive_directory, plan_templates, read_image_manifest, write_artifacts
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
+    from coderbundle.publish_plan import Plan
     from coderbundle.render import RenderedTemplate
     from coderbundle.settings import Settings
 
 __all__ = [
-    "ARCHIVE_LIMIT",
     "Outcome",
-    "Plan",
     "PublishResult",
-    "archive_directory",
-    "git_short_sha",
-    "plan_templates",
+    "archive_directory",  # re-exported from publish_plan
     "print_result",
     "progress_display",
     "publish_templates",
-    "read_image_manifest",
+    "read_image_manifest",  # re-exported from publish_plan
     "result_json",
-    "wanted_settings",
-    "write_artifacts",
 ]
 
-ARCHIVE_LIMIT = 1 << 20  # coderd TemplateArchiveLimit
-PLAN_FILE = "publish-plan.json"
 _MAX_RETRY_NAMES = 20
-_UNIT_MS = {"h": 3_600_000, "m": 60_000, "s": 1000}
-_SKIPPED_NAMES = re.compile(r"(\.tfstate|\.tfstate\.backup|^terraform\.tfvars|\.auto\.tfvars.*)$")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What publishing one template means: archive, variables, hash, version."""
-
-    name: str
-    directory: Path
-    archive: bytes
-    version: str
-    content_hash: str
-    variables: dict[str, str]
-    secrets: dict[str, str | None]
-    image_source: str
-    wanted: dict[str, Any]
-
-    @property
-    def marker(self) -> str:
-        """The tag in the version message that change detection looks for."""
-        return f"[content:{self.content_hash[:16]}]"
-
-    def message(self, sha: str) -> str:
-        """The version message: short, traceable, carrying the marker."""
-        return f"coderbundle {sha} {self.marker}"
 
 
 @dataclass
@@ -119,163 +81,6 @@ class PublishResult:
     def ok(self) -> bool:
         """True when no template failed."""
         return all(o.status not in ("failed", "skipped") for o in self.outcomes)
-
-
-def read_image_manifest(settings: Settings) -> dict[str, str]:
-    """{image name: ``repository@sha256:…``} for the images ``build/images.json`` says were pushed."""
-    return {
-        name: entry["reference"]
-        for name, entry in read_manifest(settings).items()
-        if entry.get("pushed") and "@sha256:" in str(entry.get("reference", ""))
-    }
-
-
-def _skipped(rel: str) -> bool:
-    """Coder's archive rules: no hidden files (but the lock file), no state or tfvars."""
-    parts = rel.split("/")
-    hidden = any(p.startswith(".") for p in parts) and rel != ".terraform.lock.hcl"
-    return hidden or bool(_SKIPPED_NAMES.search(parts[-1]))
-
-
-def archive_directory(directory: Path) -> bytes:
-    """A deterministic tar of what ``coder templates push`` uploads from ``directory``."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in sorted(directory.rglob("*")):
-            rel = path.relative_to(directory).as_posix()
-            if _skipped(rel) or not (path.is_file() or path.is_dir()):
-                continue
-            info = tarfile.TarInfo(rel + "/" if path.is_dir() else rel)
-            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
-            if path.is_dir():
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(info)
-                continue
-            data = path.read_bytes()
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def _duration_ms(value: str) -> int:
-    return sum(int(n) * _UNIT_MS[u] for n, u in re.findall(r"(\d+)([hms])", value))
-
-
-def _readme_meta(directory: Path) -> dict[str, Any]:
-    text = (directory / "README.md").read_text(encoding="utf-8")
-    match = re.match(r"^---\n(.*?)\n---\n", text, re.DOTALL)
-    meta = yaml.safe_load(match.group(1)) if match else None
-    return meta if isinstance(meta, dict) else {}
-
-
-def wanted_settings(directory: Path, settings: Settings) -> dict[str, Any]:
-    """Template settings to bring to this state (see docs/publishing.md for the mapping)."""
-    meta = _readme_meta(directory)
-    inactivity = _duration_ms(settings.workspace.inactivity_timeout)
-    return {
-        **{k: str(meta.get(k, "")) for k in ("display_name", "description", "icon")},
-        "default_ttl_ms": inactivity,
-        "activity_bump_ms": inactivity,
-        "time_til_dormant_autodelete_ms": _duration_ms(settings.workspace.dormancy_deletion),
-    }
-
-
-def git_short_sha(root: Path) -> str:
-    """The commit being published, or ``nogit`` outside a repository."""
-    try:
-        done = process.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=False)
-    except CommandNotFound:
-        return "nogit"
-    sha = done.stdout.strip()
-    return sha if done.returncode == 0 and sha.isalnum() else "nogit"
-
-
-def _tfvars(directory: Path) -> bytes:
-    """Variable files the CLI sends as values though they stay out of the archive."""
-    files = sorted(p for p in directory.iterdir() if re.search(r"^terraform\.tfvars|\.auto\.tfvars", p.name))
-    return b"".join(p.name.encode() + b"\0" + p.read_bytes() for p in files if p.is_file())
-
-
-def _content_hash(archive: bytes, variables: Mapping[str, str], secrets: Mapping[str, str | None]) -> str:
-    h = hashlib.sha256(archive)
-    for key, value in sorted(variables.items()):
-        h.update(f"\0var {key}={value}".encode())
-    for key, secret in sorted(secrets.items()):
-        digest = hashlib.sha256(secret.encode()).hexdigest() if secret is not None else "unset"
-        h.update(f"\0secret {key}={digest}".encode())
-    return h.hexdigest()
-
-
-def _plan_one(
-    r: RenderedTemplate, settings: Settings, sha: str, images: Mapping[str, str], env: Mapping[str, str]
-) -> Plan:
-    archive = archive_directory(r.path)
-    if len(archive) > ARCHIVE_LIMIT:
-        msg = f"{r.path}: archive is {len(archive)} bytes; Coder accepts at most {ARCHIVE_LIMIT}"
-        raise PublishError(msg)
-    image = r.template.settings.image
-    variables = {"namespace": settings.workspace.namespace}
-    if image in images:
-        variables["image"] = images[image]
-        source = "build/images.json"
-    else:
-        source = f"template default (no pushed image {image!r} in build/images.json)"
-    secrets = {k: env.get(spec["env"]) or None for k, spec in r.template.settings.variables.items()}
-    digest = _content_hash(archive + _tfvars(r.path), variables, secrets)
-    wanted = wanted_settings(r.path, settings)
-    return Plan(r.name, r.path, archive, f"{sha}-{digest[:8]}", digest, variables, secrets, source, wanted)
-
-
-def plan_templates(
-    rendered: Sequence[RenderedTemplate],
-    settings: Settings,
-    *,
-    images: Mapping[str, str],
-    env: Mapping[str, str],
-) -> tuple[str, list[Plan]]:
-    """Plan every template; return the git sha and the plans (nothing is pushed)."""
-    sha = git_short_sha(settings.root)
-    return sha, [_plan_one(r, settings, sha, images, env) for r in rendered]
-
-
-def write_artifacts(plans: Sequence[Plan], sha: str, settings: Settings) -> Path:
-    """Write ``dist/templates/<name>-<version>.tar`` and ``dist/publish-plan.json``."""
-    out = settings.dist_dir / "templates"
-    out.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for plan in plans:
-        for stale in out.glob(f"{plan.name}-*.tar"):
-            stale.unlink()
-        tar = out / f"{plan.name}-{plan.version}.tar"
-        tar.write_bytes(plan.archive)
-        entries.append(_plan_entry(plan, sha, tar.relative_to(settings.root)))
-    doc = {
-        "generated_by": f"coderbundle {__version__}",
-        "git_sha": sha,
-        "coder_url": settings.coder_url or None,
-        "organization": settings.coder_organization or "(default)",
-        "templates": entries,
-    }
-    path = settings.dist_dir / PLAN_FILE
-    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return path
-
-
-def _plan_entry(plan: Plan, sha: str, tar: Path) -> dict[str, Any]:
-    shown: dict[str, str] = dict(plan.variables)
-    shown.update({k: "set" if v is not None else "unset" for k, v in plan.secrets.items()})
-    return {
-        "name": plan.name,
-        "version": plan.version,
-        "message": plan.message(sha),
-        "content_hash": plan.content_hash,
-        "archive": tar.as_posix(),
-        "archive_bytes": len(plan.archive),
-        "archive_sha256": hashlib.sha256(plan.archive).hexdigest(),
-        "image": {"value": plan.variables.get("image"), "source": plan.image_source},
-        "variables": shown,
-        "settings": plan.wanted,
-    }
 
 
 @dataclass
