@@ -45,6 +45,9 @@ TAIL_LINES = 15
 STEP_CHARS = 60
 _STEP = re.compile(r"^Step \d+/\d+ : ")
 _DIGEST = re.compile(r"digest: (sha256:[0-9a-f]{64})")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_NOISE = re.compile(r"^\s*(---> |Removing intermediate container )")
+_COMMAND = re.compile(r"^The command '.*' returned", re.DOTALL)
 
 
 def connect(environ: Mapping[str, str]) -> docker.DockerClient:
@@ -117,7 +120,7 @@ class _BuildLog:
     def feed(self, chunk: Mapping[str, Any], progress: Callable[[str], None]) -> None:
         if "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
             self.image_id = str(chunk["aux"]["ID"])
-        for line in str(chunk.get("stream", "")).splitlines():
+        for line in _ANSI.sub("", str(chunk.get("stream", ""))).splitlines():
             if not line.strip():
                 continue
             log.debug("  %s", line)
@@ -125,7 +128,7 @@ class _BuildLog:
                 self.step = line
                 self.tail.clear()
                 progress(line)
-            else:
+            elif not _NOISE.match(line):
                 self.tail.append(line)
 
 
@@ -169,12 +172,11 @@ def _built_id(client: docker.DockerClient, name: str, ref: str, state: _BuildLog
 
 
 def _fail_build(name: str, state: _BuildLog, reason: str) -> None:
-    err_console.print(f"[bold]images/{name}: failed at {state.step}[/]", markup=True)
+    err_console.print(f"images/{name}: failed at {_clip(state.step, 300)}", style="bold")
     for line in state.tail:
         err_console.print(f"    {line}", markup=False)
-    step = state.step.strip()
-    step = step if len(step) <= STEP_CHARS else step[: STEP_CHARS - 1] + "…"
-    msg = f"images/{name}/Dockerfile: {step} failed: {reason}"
+    reason = _COMMAND.sub("the command returned", reason)
+    msg = f"images/{name}/Dockerfile: {_clip(state.step, STEP_CHARS)} failed: {reason}"
     raise ImageBuildError(msg)
 
 
@@ -223,6 +225,11 @@ def _error_text(chunk: Mapping[str, Any]) -> str:
 def _short(exc: BaseException) -> str:
     explanation = getattr(exc, "explanation", None)
     return _one_line(str(explanation or exc))
+
+
+def _clip(text: str, limit: int) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _one_line(text: str) -> str:
