@@ -46,7 +46,7 @@ def test_validate_findings_exit_1_with_file_and_line(bundle):
     root = bundle("good", "bad-app-slug", "two-agents")
     proc = cli(root, "validate")
     assert proc.returncode == 1
-    assert "bad-app-slug/main.tf:81: CB108" in proc.stderr
+    assert "bad-app-slug/main.tf:87: CB108" in proc.stderr
     assert "two-agents/main.tf" in proc.stderr
     assert "CB102" in proc.stderr
     assert "2 problem(s) in 3 template(s)" in proc.stderr
