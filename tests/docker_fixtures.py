@@ -33,6 +33,7 @@ __all__ = [
     "local_registry",
     "make_image_root",
     "make_settings",
+    "remove_test_images",
     "settings_for",
     "upstream_image",
 ]
@@ -70,6 +71,17 @@ def local_registry(docker_client):
     except OSError as exc:
         pytest.skip(f"no registry on {LOCAL_REGISTRY} ({exc}); run .ci/docker-setup.sh")
     return LOCAL_REGISTRY
+
+
+@pytest.fixture
+def remove_test_images(docker_client):
+    """Untag, after the test, the images pushed (or refused) under test repositories."""
+    yield
+    prefixes = (f"{LOCAL_REGISTRY}/cbtest/", "registry.invalid:5000/")
+    for image in docker_client.images.list():
+        for tag in image.tags:
+            if tag.startswith(prefixes):
+                docker_client.images.remove(tag, force=True)
 
 
 def make_image_root(root: Path, *, real: tuple[str, ...] = (), fixture: str = "") -> Path:

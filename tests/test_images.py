@@ -234,6 +234,7 @@ def _unique_tiny(image_root):
 
 
 @pytest.mark.docker
+@pytest.mark.usefixtures("remove_test_images")
 def test_push_records_the_registry_digest(  # noqa: PLR0913, PLR0917 - fixtures
     settings_for, image_root, docker_client, upstream_image, local_registry, monkeypatch
 ):
@@ -259,6 +260,7 @@ def test_push_records_the_registry_digest(  # noqa: PLR0913, PLR0917 - fixtures
 
 
 @pytest.mark.docker
+@pytest.mark.usefixtures("remove_test_images")
 def test_denied_push_records_nothing(settings_for, image_root, upstream_image):
     root = _unique_tiny(image_root)
     settings = settings_for(root, extra_ca_cert="", registry="registry.invalid:5000")
