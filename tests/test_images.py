@@ -267,3 +267,18 @@ def test_denied_push_records_nothing(settings_for, image_root, upstream_image):
     with pytest.raises(ImageBuildError, match=r"push registry.invalid:5000/coderbundle/base:\w+ failed"):
         images.build_images(settings, push=True, upstream_image=upstream_image)
     assert manifest(root) == {}
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_real_docker_image(settings_for, image_root, docker_client, upstream_image):
+    root = image_root(real=("base", "docker"))
+    results = images.build_images(settings_for(root), upstream_image=upstream_image)
+    ref = {r.name: r for r in results}["docker"].ref
+    out = run_in(docker_client, ref, "id -un; id -nG; docker --version; containerd --version")
+    user, groups, docker_version, containerd_version = out.splitlines()
+    assert user == "coder"
+    assert "docker" in groups.split()
+    assert docker_version.startswith("Docker version")
+    assert containerd_version.startswith("containerd")
+    assert run_in(docker_client, ref, "sudo -n dockerd --version").startswith("Docker version")
