@@ -95,7 +95,8 @@ CONF
 }
 
 build_upstream() {
-  if docker image inspect "$UPSTREAM_IMAGE" >/dev/null 2>&1; then
+  if docker image inspect --format '{{json .Config.Env}}' "$UPSTREAM_IMAGE" 2>/dev/null \
+     | grep -q '"PATH='; then
     log "upstream image $UPSTREAM_IMAGE present"
     return
   fi
@@ -109,7 +110,9 @@ build_upstream() {
   tune_rootfs "$target"
   log "importing as $UPSTREAM_IMAGE"
   tar --numeric-owner -C "$target" -c . \
-    | docker import --change 'CMD ["bash"]' --change 'ENV LANG=C.UTF-8' - "$UPSTREAM_IMAGE" >/dev/null
+    | docker import --change 'CMD ["bash"]' --change 'ENV LANG=C.UTF-8' \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        - "$UPSTREAM_IMAGE" >/dev/null
   rm -rf "$target" "$target.log"
 }
 
