@@ -314,20 +314,79 @@ def granted(rules: list[dict]) -> dict[tuple[str, str], set[str]]:
     return out
 
 
-def template_workload_rules() -> dict[tuple[str, str], set[str]]:
-    """The Role the kubernetes template creates, parsed from its Terraform source."""
-    source = (REPO / "templates" / "kubernetes" / "main.tf.j2").read_text()
-    role = source[source.index('resource "kubernetes_role_v1"') :].split("lifecycle", 1)[0]
-    rules = []
-    for block in re.findall(r"rule \{(.*?)\n  \}", role, re.DOTALL):
-        lists = {
-            key: re.findall(r'"([^"]*)"', value)
-            for key, value in re.findall(r"(api_groups|resources|verbs)\s*=\s*\[(.*?)\]", block, re.DOTALL)
-        }
-        rules.append(
-            {"apiGroups": lists["api_groups"], "resources": lists["resources"], "verbs": lists["verbs"]}
+ALL = {"*"}
+# What a developer may do in the kubernetes template's workload namespace: the chart's
+# developer ClusterRole, which the template binds there (docs/chart.md, "RBAC").
+DEVELOPER_RULES = {
+    **{
+        ("", r): ALL
+        for r in (
+            "pods",
+            "pods/log",
+            "pods/exec",
+            "pods/attach",
+            "pods/portforward",
+            "services",
+            "endpoints",
+            "configmaps",
+            "secrets",
+            "persistentvolumeclaims",
+            "serviceaccounts",
+            "events",
         )
-    return granted(rules)
+    },
+    **{("apps", r): ALL for r in ("deployments", "statefulsets", "daemonsets", "replicasets")},
+    ("batch", "jobs"): ALL,
+    ("batch", "cronjobs"): ALL,
+    **{
+        (g, r): ALL
+        for g in ("autoscaling", "policy")
+        for r in ("horizontalpodautoscalers", "poddisruptionbudgets")
+    },
+    ("networking.k8s.io", "ingresses"): ALL,
+    ("networking.k8s.io", "networkpolicies"): ALL,
+    ("rbac.authorization.k8s.io", "roles"): ALL,
+    ("rbac.authorization.k8s.io", "rolebindings"): ALL,
+    **{(g, r): READ for g in ("events.k8s.io", "discovery.k8s.io") for r in ("events", "endpointslices")},
+}
+BINDINGS = {"create", "get", "update", "patch", "delete"}
+DEVELOPER = "coder-workspace-developer"
+TEMPLATE = REPO / "templates" / "kubernetes" / "main.tf.j2"
+
+
+def template_binding() -> tuple[str, str]:
+    """The kubernetes template's RoleBinding: role_ref kind and the default of the name's variable."""
+    source = TEMPLATE.read_text()
+    binding = source[source.index('resource "kubernetes_role_binding_v1" "workspace"') :]
+    ref = re.search(r"role_ref \{(.*?)\n  \}", binding, re.DOTALL).group(1)
+    kind = re.search(r'kind\s*=\s*"([^"]*)"', ref).group(1)
+    variable = re.search(r"name\s*=\s*var\.(\w+)", ref).group(1)
+    block = source[source.index(f'variable "{variable}"') :]
+    default = re.search(r'default\s*=\s*"([^"]*)"', block).group(1)
+    return kind, default
+
+
+def rendered_with(workload_namespaces: dict) -> list[dict]:
+    """The defaults case with ``rbac.workloadNamespaces`` keys set."""
+    values = values_for("defaults")
+    values.setdefault("rbac", {}).setdefault("workloadNamespaces", {}).update(workload_namespaces)
+    return [m.body for m in render_chart(CHART, values, release="coder", namespace="code")]
+
+
+def bind_rules(rules: list[dict]) -> list[dict]:
+    return [r for r in rules if "bind" in r["verbs"]]
+
+
+def provisioner_cluster_rules(case: str) -> list[dict]:
+    """Every rule the provisioner holds cluster-wide (ClusterRoles bound by a ClusterRoleBinding)."""
+    names = {
+        b["roleRef"]["name"]
+        for b in objects(case, "ClusterRoleBinding")
+        if {"kind": "ServiceAccount", "name": "coder", "namespace": "code"} in b["subjects"]
+    }
+    return [
+        rule for r in objects(case, "ClusterRole") if r["metadata"]["name"] in names for rule in r["rules"]
+    ]
 
 
 def role(case: str, kind: str, name: str, namespace: str | None = None) -> dict[tuple[str, str], set[str]]:
@@ -349,20 +408,72 @@ def test_workspace_namespaces_get_exactly_what_the_templates_create(case):
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "coder", "namespace": "code"}]
 
 
-@pytest.mark.skipif(
-    not (REPO / "templates" / "kubernetes" / "main.tf.j2").is_file(),
-    reason="the kubernetes template is not in this checkout",
-)
-def test_workload_rules_match_the_kubernetes_template_role():
-    wanted = template_workload_rules()
-    assert wanted  # the parser found the template's rules
-    # Per-workspace namespaces (the template's default): cluster-wide, plus namespaces.
-    cluster = role("defaults", "ClusterRole", "code-coder-provisioner-workload")
-    assert cluster.pop(("", "namespaces")) == WRITE
-    assert cluster == wanted
-    # A shared workload namespace: the same rules, namespaced.
-    assert role("workspace-namespaces", "Role", "coder-provisioner-workload", "k8s-workloads") == wanted
-    assert objects("workspace-namespaces", "ClusterRole") == []
+def test_the_developer_cluster_role_is_what_the_kubernetes_template_binds():
+    for case in ("defaults", "workspace-namespaces"):
+        assert role(case, "ClusterRole", DEVELOPER) == DEVELOPER_RULES
+        # Nobody holds it cluster-wide; the template binds it per namespace.
+        assert all(b["roleRef"]["name"] != DEVELOPER for b in objects(case, "ClusterRoleBinding"))
+    if TEMPLATE.is_file():
+        assert template_binding() == ("ClusterRole", DEVELOPER)
+    # Renamed in the values: the ClusterRole and the provisioner's `bind` follow.
+    manifests = rendered_with({"developerClusterRole": "team-a-developer"})
+    names = {m["metadata"]["name"] for m in manifests if m["kind"] == "ClusterRole"}
+    assert "team-a-developer" in names
+    assert DEVELOPER not in names
+    (provisioner,) = [
+        m
+        for m in manifests
+        if m["kind"] == "ClusterRole" and m["metadata"]["name"] == "code-coder-provisioner-workload"
+    ]
+    rules = provisioner["rules"]
+    assert [r["resourceNames"] for r in bind_rules(rules)] == [["team-a-developer"]]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_provisioner_holds_no_workload_rights_cluster_wide(case):
+    rules = provisioner_cluster_rules(case)
+    held = granted(rules)
+    if case == "workspace-namespaces":  # shared workload namespace only: nothing cluster-wide
+        assert held == {}
+        return
+    assert held == {
+        ("", "namespaces"): {"create", "get", "patch", "delete"},
+        ("rbac.authorization.k8s.io", "rolebindings"): BINDINGS,
+        ("rbac.authorization.k8s.io", "clusterroles"): {"bind"},
+    }
+    assert not any(res in {"secrets", "pods", "pods/exec", "*"} for res in {r for _, r in held})
+    assert all("*" not in r["verbs"] and "escalate" not in r["verbs"] for r in rules)
+    (bind,) = bind_rules(rules)
+    assert bind["resourceNames"] == [DEVELOPER]
+
+
+def test_a_shared_workload_namespace_only_lets_the_provisioner_bind_the_developer_role():
+    rules = [
+        o["rules"]
+        for o in objects("workspace-namespaces", "Role")
+        if o["metadata"]["name"] == "coder-provisioner-workload"
+    ]
+    assert [
+        o["metadata"]["namespace"]
+        for o in objects("workspace-namespaces", "Role")
+        if o["metadata"]["name"] == "coder-provisioner-workload"
+    ] == ["k8s-workloads"]
+    assert granted(rules[0]) == {
+        ("rbac.authorization.k8s.io", "rolebindings"): BINDINGS,
+        ("rbac.authorization.k8s.io", "clusterroles"): {"bind"},
+    }
+    (bind,) = bind_rules(rules[0])
+    assert bind["resourceNames"] == [DEVELOPER]
+
+
+def test_migrate_roles_adds_only_get_and_delete_on_roles():
+    manifests = rendered_with({"migrateRoles": True, "shared": ["k8s-workloads"]})
+    for kind, name in (
+        ("ClusterRole", "code-coder-provisioner-workload"),
+        ("Role", "coder-provisioner-workload"),
+    ):
+        (found,) = [m for m in manifests if m["kind"] == kind and m["metadata"]["name"] == name]
+        assert granted(found["rules"])[("rbac.authorization.k8s.io", "roles")] == {"get", "delete"}
 
 
 def test_workspace_namespaces_each_get_a_role():

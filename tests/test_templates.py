@@ -259,17 +259,33 @@ def test_only_the_kubernetes_template_mounts_a_service_account_token(trees):
 
 def test_kubernetes_rbac_lives_as_long_as_the_workspace(trees):
     root = trees["kubernetes"]
-    for kind in ("kubernetes_service_account_v1", "kubernetes_role_v1", "kubernetes_role_binding_v1"):
+    for kind in ("kubernetes_service_account_v1", "kubernetes_role_binding_v1"):
         assert one(root, "resource", kind, "workspace").get("count") is None
     binding = one(root, "resource", "kubernetes_role_binding_v1", "workspace")
     assert binding.child("metadata").get("namespace") == "${local.workload_namespace}"
     subject = binding.child("subject")
     assert literal(subject.get("kind")) == "ServiceAccount"
     assert subject.get("namespace") == "${var.namespace}"
-    role = one(root, "resource", "kubernetes_role_v1", "workspace")
-    assert role.child("lifecycle", "precondition") is not None
+    assert binding.child("lifecycle", "precondition") is not None
     namespace = one(root, "resource", "kubernetes_namespace_v1", "workload")
     assert START_COUNT not in count_of(namespace)
+
+
+def test_kubernetes_binds_the_chart_developer_cluster_role(trees):
+    root = trees["kubernetes"]
+    # No Role of its own: creating one would need the provisioner to hold all its rights.
+    assert find(root, "resource", "kubernetes_role_v1") == []
+    assert find(root, "resource", "kubernetes_cluster_role_v1") == []
+    assert find(root, "resource", "kubernetes_cluster_role_binding_v1") == []
+    ref = one(root, "resource", "kubernetes_role_binding_v1", "workspace").child("role_ref")
+    assert literal(ref.get("kind")) == "ClusterRole"
+    assert literal(ref.get("api_group")) == "rbac.authorization.k8s.io"
+    assert ref.get("name") == "${var.developer_cluster_role}"
+    variable = one(root, "variable", "developer_cluster_role")
+    assert variable.get("type") == "string"
+    assert variable.get("description")
+    # The chart's default name (chart/values.yaml, rbac.workloadNamespaces.developerClusterRole).
+    assert literal(variable.get("default")) == "coder-workspace-developer"
 
 
 def test_docker_defaults_to_sysbox_with_a_marked_dind_sidecar(trees):

@@ -147,10 +147,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 {{- end }}
 
-{{/* The kubernetes template's workload Role (templates/kubernetes/main.tf.j2). Kubernetes
-only lets the provisioner create a Role granting what it holds itself, so it holds exactly
-these rules where that Role is created; keep them in step with the template. */}}
-{{- define "coder.workloadRules" -}}
+{{/* What a developer may do in the kubernetes template's workload namespace: the rules of
+the developer ClusterRole (rbac.workloadNamespaces.developerClusterRole), which that template
+binds with a RoleBinding there (templates/kubernetes/main.tf.j2). The provisioner does not
+hold them; it may only bind that ClusterRole. */}}
+{{- define "coder.developerRules" -}}
 - apiGroups: [""]
   resources: [pods, pods/log, pods/exec, pods/attach, pods/portforward, services, endpoints, configmaps, secrets, persistentvolumeclaims, serviceaccounts, events]
   verbs: ["*"]
@@ -172,4 +173,23 @@ these rules where that Role is created; keep them in step with the template. */}
 - apiGroups: [events.k8s.io, discovery.k8s.io]
   resources: [events, endpointslices]
   verbs: [get, list, watch]
+{{- end }}
+
+{{/* What the provisioner needs where the kubernetes template binds the developer ClusterRole:
+the workspaces' RoleBindings, and `bind` on that one ClusterRole, so Kubernetes lets it grant
+the ClusterRole's rules without holding them. With migrateRoles, also get and delete on Roles:
+workspaces built by the template's older version have a Role of their own in their state. */}}
+{{- define "coder.workloadBindRules" -}}
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [rolebindings]
+  verbs: [create, get, update, patch, delete]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [clusterroles]
+  verbs: [bind]
+  resourceNames: [{{ .Values.rbac.workloadNamespaces.developerClusterRole | quote }}]
+{{- if .Values.rbac.workloadNamespaces.migrateRoles }}
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles]
+  verbs: [get, delete]
+{{- end }}
 {{- end }}
