@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 # Names Terraform defines itself; never declared in a template.
 _BUILTIN_ROOTS = {"count", "each", "self", "path", "terraform"}
+_REFACTORING = {"moved", "removed", "import"}
 
 
 def _declared(m: Model) -> set[str]:
@@ -53,6 +54,8 @@ def references_resolve(m: Model) -> Iterator[Problem]:
     declared = _declared(m)
     for root in m.files.values():
         for top in root.blocks:
+            if top.type in _REFACTORING:
+                continue  # `moved`/`removed`/`import` name addresses that are gone or external
             for block, line, value, skip in _values(top, frozenset()):
                 for ref in sorted(references(value)):
                     head = ref.split(".")[0]
