@@ -19,6 +19,7 @@ RUNS = 5
 
 
 def timed(*args: str) -> float:
+    """Wall time of one `coderbundle validate` process."""
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "coderbundle", "--root", str(ROOT), "validate", *args],
@@ -33,6 +34,7 @@ def timed(*args: str) -> float:
 
 
 def main() -> int:
+    """Print the cold and cached medians and their ratio."""
     templates = sorted(p.name for p in (ROOT / "templates").iterdir() if p.is_dir() and p.name[0] != "_")
     cold, cached = [], []
     for _ in range(RUNS):

@@ -128,7 +128,7 @@ def _workspace_defaults(root: Path, table: Mapping[str, Any], source: Path) -> W
     values_file = table.pop("values_file", "")
     unknown = set(table) - set(WorkspaceDefaults.__dataclass_fields__)
     if unknown:
-        msg = f"{source}: unknown key workspace.{sorted(unknown)[0]}; see README.md for the keys"
+        msg = f"{source}: unknown key workspace.{min(unknown)}; see README.md for the keys"
         raise SettingsError(msg)
     merged = {k: str(v) for k, v in table.items()}
     if values_file:
