@@ -370,3 +370,31 @@ def test_tfvars_files_count_as_passed_variables(root, monkeypatch, capsys):
     assert after["archive_sha256"] == before["archive_sha256"]  # not uploaded ...
     assert after["content_hash"] != before["content_hash"]  # ... but sent as values
     capsys.readouterr()
+
+
+pytest_plugins = ("docker_fixtures",)
+
+
+@pytest.mark.docker
+@pytest.mark.usefixtures("remove_test_images")
+def test_publish_builds_pushes_and_pins_the_image_by_digest(
+    root, coder, upstream_image, local_registry, monkeypatch
+):
+    """The main job end to end: a real build and push, then the template pinned to the digest."""
+    import shutil  # noqa: PLC0415
+
+    from docker_fixtures import IMAGE_FIXTURES  # noqa: PLC0415
+
+    shutil.copytree(IMAGE_FIXTURES / "tiny", root / "images")
+    monkeypatch.setenv("CODERBUNDLE_REGISTRY", local_registry)
+    monkeypatch.setenv("CODERBUNDLE_REPOSITORY_PREFIX", "cbtest")
+    monkeypatch.setenv("CODERBUNDLE_UPSTREAM_IMAGE", upstream_image)
+    assert publish(root, "alpha") == 0
+    (argv,) = pushes(coder)
+    image = next(a for a in argv if a.startswith("image="))
+    manifest = read_image_manifest(load_settings(root, os.environ))
+    assert image == f"image={manifest['base']}"
+    assert image.startswith(f"image={local_registry}/cbtest/base@sha256:")
+    # Unchanged: no build, no push of the image, no template push.
+    assert publish(root, "alpha") == 0
+    assert len(pushes(coder)) == 1

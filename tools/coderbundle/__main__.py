@@ -52,7 +52,14 @@ def _cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     from coderbundle.pipeline import publish_all  # noqa: PLC0415
     from coderbundle.publish import print_result  # noqa: PLC0415
 
-    result = publish_all(settings, args.names, env=os.environ, dry_run=args.dry_run, fmt=args.format)
+    result = publish_all(
+        settings,
+        args.names,
+        env=os.environ,
+        dry_run=args.dry_run,
+        fmt=args.format,
+        build_images=args.images,
+    )
     print_result(result, fmt=args.format)
     return 0 if result.ok else 1
 
@@ -108,7 +115,7 @@ def _cmd_images(args: argparse.Namespace, settings: Settings) -> int:
         settings,
         args.names,
         push=args.push,
-        upstream_image=args.upstream_image,
+        upstream_image=args.upstream_image or settings.upstream_image,
         environ=os.environ,
     )
     pushed = sum(1 for r in results if r.pushed)
@@ -137,6 +144,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", metavar="NAME", help="templates (default: all)")
     p.add_argument("--dry-run", action="store_true", help="compare with Coder; push nothing")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--no-images",
+        dest="images",
+        action="store_false",
+        help="do not build and push images first (use build/images.json as it is)",
+    )
     p.set_defaults(func=_cmd_publish)
 
     p = sub.add_parser("deploy", help="deploy the Coder server chart (helm upgrade --install)")
@@ -161,8 +174,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--push", action="store_true", help="push to the registry; record digests")
     p.add_argument(
         "--upstream-image",
-        default=os.environ.get("CODERBUNDLE_UPSTREAM_IMAGE", ""),
-        help="upstream image of the base (default: CODERBUNDLE_UPSTREAM_IMAGE or the Dockerfile's)",
+        default="",
+        help="upstream image of the base (default: [images] upstream_image / CODERBUNDLE_UPSTREAM_IMAGE)",
     )
     p.set_defaults(func=_cmd_images)
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from coderbundle.console import err_console
 from coderbundle.discover import find_templates
 from coderbundle.errors import ValidationFailed
-from coderbundle.publish import progress_display, publish_templates
-from coderbundle.publish_plan import read_image_manifest
 from coderbundle.render import render_template
 from coderbundle.validate import print_report, validate_templates
 
@@ -28,21 +27,47 @@ def render_all(settings: Settings, names: Sequence[str] = ()) -> list[RenderedTe
     return [render_template(t, settings, out) for t in find_templates(settings.templates_dir, names)]
 
 
-def publish_all(
+def publish_all(  # noqa: PLR0913 - keyword-only switches of the main job
     settings: Settings,
     names: Sequence[str] = (),
     *,
     env: Mapping[str, str],
     dry_run: bool = False,
     fmt: str = "text",
+    build_images: bool = True,
 ) -> PublishResult:
-    """Render, validate (all or nothing), read ``build/images.json``, then publish."""
+    """Render, validate (all or nothing), build and push images, then publish."""
     rendered = render_all(settings, names)
     report = validate_templates(rendered, settings, use_cache=True)
     if not report.ok:
         print_report(report, fmt=fmt)
         msg = "validation failed; nothing was published (fix the problems above)"
         raise ValidationFailed(msg)
+    # Imported here: `render` and `validate` should not pay for requests and docker.
+    from coderbundle.publish import progress_display, publish_templates  # noqa: PLC0415
+    from coderbundle.publish_plan import read_image_manifest  # noqa: PLC0415
+
+    _build_images(settings, rendered, skip=dry_run or not build_images)
     images = read_image_manifest(settings)
     with progress_display(len(rendered)) as done:
         return publish_templates(rendered, settings, images=images, env=env, dry_run=dry_run, on_done=done)
+
+
+def _build_images(settings: Settings, rendered: Sequence[RenderedTemplate], *, skip: bool) -> None:
+    """Build and push the templates' images when a registry is configured.
+
+    Without a registry there is nowhere workspaces could pull from: templates
+    keep their image default and the plan says so.  Unchanged images cost a
+    lookup, not a build (content-addressed tags).
+    """
+    if skip:
+        return
+    if not settings.registry:
+        err_console.print(
+            "images: no registry configured (CODERBUNDLE_REGISTRY); templates keep their image default"
+        )
+        return
+    from coderbundle.images import build_images  # noqa: PLC0415
+
+    names = sorted({r.template.settings.image for r in rendered})
+    build_images(settings, names, push=True, upstream_image=settings.upstream_image)

@@ -58,6 +58,7 @@ class Settings:
     coder_executable: str = "coder"
     publish_concurrency: int = 3
     extra_ca_cert: str = ""
+    upstream_image: str = ""
 
     @property
     def templates_dir(self) -> Path:
@@ -173,4 +174,5 @@ def load_settings(root: Path, env: Mapping[str, str]) -> Settings:
         coder_executable=env.get("CODERBUNDLE_CODER", coder.get("executable", "coder")),
         publish_concurrency=int(coder.get("concurrency", 3)),
         extra_ca_cert=env.get("CODERBUNDLE_EXTRA_CA_CERT", images.get("extra_ca_cert", "")),
+        upstream_image=env.get("CODERBUNDLE_UPSTREAM_IMAGE", images.get("upstream_image", "")),
     )
