@@ -1,10 +1,12 @@
 """Entry points for people and CI: `nox -s publish`, `nox -s tests`, `nox -s validate`, ...
 
 Every session calls `python -m coderbundle <verb>` (or pytest), so a local run
-and CI take the same path.  `publish` and `deploy` never run by accident.
+and CI take the same path.  `publish`, `deploy` and `images` never run by accident.
 """
 
 from __future__ import annotations
+
+import glob
 
 import nox
 
@@ -16,10 +18,11 @@ nox.options.sessions = ["lint", "tests", "validate"]
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "test")
 LINT_DEPS = nox.project.dependency_groups(PYPROJECT, "lint")
+IMAGES_DEPS = nox.project.dependency_groups(PYPROJECT, "images")
 
 
-def _install(session: nox.Session, *extra: str) -> None:
-    session.install("-e", ".", *extra)
+def _install(session: nox.Session, *extra: str, package: str = ".") -> None:
+    session.install("-e", package, *extra)
 
 
 @nox.session
@@ -32,7 +35,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the test suite (Docker and Helm tests run when their tools are present)."""
+    """Run the test suite (Docker tests run when a daemon answers: see .ci/docker-setup.sh)."""
     _install(session, *TEST_DEPS)
     session.run("pytest", *session.posargs)
 
@@ -52,10 +55,21 @@ def validate(session: nox.Session) -> None:
 
 
 @nox.session(default=False)
-def bench(session: nox.Session) -> None:
-    """Benchmarks: validation (cold and cached) and the other pipeline steps."""
-    _install(session, *TEST_DEPS)
-    session.run("python", "scripts/bench_validate.py", *session.posargs)
+def images(session: nox.Session) -> None:
+    """Lint the Dockerfiles and build the images (`nox -s images -- --push python`)."""
+    _install(session, *IMAGES_DEPS)
+    session.run("hadolint", "--config", "images/.hadolint.yaml", *sorted(glob.glob("images/*/Dockerfile")))
+    session.run("python", "-m", "coderbundle", "images", "build", *session.posargs)
+
+
+@nox.session(default=False)
+def publish(session: nox.Session) -> None:
+    """The main job: render, validate, build and push images, push changed templates to Coder.
+
+    Without CODER_URL it writes dist/ (what would be uploaded, and the plan) and pushes nothing.
+    """
+    _install(session)
+    session.run("python", "-m", "coderbundle", "publish", *session.posargs)
 
 
 @nox.session
@@ -69,5 +83,15 @@ def chart(session: nox.Session) -> None:
 @nox.session(default=False)
 def deploy(session: nox.Session) -> None:
     """Deploy the server chart (`nox -s deploy -- -f values.yaml [--dry-run]`)."""
-    _install(session, *TEST_DEPS)
+    _install(session, package=".[deploy]")
     session.run("python", "-m", "coderbundle", "deploy", *session.posargs)
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: validation, publishing, images (images need a Docker daemon)."""
+    _install(session, *TEST_DEPS)
+    session.run("python", "scripts/bench_validate.py")
+    session.run("python", "scripts/bench_publish.py")
+    if "images" in session.posargs:
+        session.run("python", "scripts/bench_images.py")
