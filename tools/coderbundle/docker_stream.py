@@ -139,6 +139,7 @@ def stream_build(  # noqa: PLR0913 - one build, described by keyword arguments
     context: IO[bytes],
     ref: str,
     buildargs: Mapping[str, str],
+    labels: Mapping[str, str],
     progress: Callable[[str], None],
     nocache: bool = False,
 ) -> str:
@@ -150,6 +151,7 @@ def stream_build(  # noqa: PLR0913 - one build, described by keyword arguments
             custom_context=True,
             tag=ref,
             buildargs=dict(buildargs),
+            labels=dict(labels),
             rm=True,
             forcerm=True,
             nocache=nocache,

@@ -46,7 +46,7 @@ BASE = "base"
 MANIFEST_NAME = "images.json"
 MANIFEST_VERSION = 1
 CONTEXT_EXCLUDES = frozenset({"README.md"})
-LABEL_ARGS = ("IMAGE_VERSION", "IMAGE_REVISION", "IMAGE_CREATED", "IMAGE_SOURCE")
+OCI = "org.opencontainers.image."
 PROXY_VARS = tuple(
     v for name in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY") for v in (name, name.lower())
 )
@@ -184,7 +184,7 @@ def build_images(  # noqa: PLR0913 - keyword-only knobs of one step
     shaping = {"UPSTREAM_IMAGE": upstream_image, "EXTRA_CA_CERT_B64": _extra_ca(settings)}
     with closing(ds.connect(env)) as client:
         shaping["TARGETARCH"] = ds.daemon_arch(client)
-        extra = {**_label_args(settings), **{k: env[k] for k in PROXY_VARS if env.get(k)}}
+        extra = {**_provenance(settings), **{k: env[k] for k in PROXY_VARS if env.get(k)}}
         return _build_in_order(_Run(settings, client, push, shaping, extra, nocache), specs)
 
 
@@ -250,6 +250,7 @@ def _obtain(
             context=io.BytesIO(job.context),
             ref=job.ref,
             buildargs=_all_args(ctx, job),
+            labels=_labels(ctx, job),
             progress=progress,
             nocache=ctx.nocache,
         )
@@ -267,11 +268,32 @@ def _upstream_id(client: docker.DockerClient, args: Mapping[str, str]) -> str:
 
 
 def _all_args(ctx: _Run, job: _Job) -> dict[str, str]:
-    """Shaping args, the OCI label args the Dockerfile declares, and any proxy settings."""
-    labels = {**ctx.extra, "IMAGE_VERSION": job.tag}
-    declared = {k: v for k, v in labels.items() if k in job.spec.args and k in LABEL_ARGS}
+    """Shaping args and any proxy settings (proxies stay out of the image's history)."""
     proxies = {k: v for k, v in ctx.extra.items() if k in PROXY_VARS}
-    return {**job.args, **declared, **proxies}
+    return {**job.args, **proxies}
+
+
+def _labels(ctx: _Run, job: _Job) -> dict[str, str]:
+    """OCI labels, set by the pipeline on every image so no Dockerfile repeats them."""
+    labels = {
+        "title": f"coderbundle {job.spec.name}",
+        "description": _summary(job.spec.path / "README.md"),
+        "licenses": "Apache-2.0",
+        "version": job.tag,
+        "base.name": job.args.get("BASE_IMAGE") or job.args.get("UPSTREAM_IMAGE", ""),
+        **{k: v for k, v in ctx.extra.items() if k not in PROXY_VARS},
+    }
+    return {OCI + k: v for k, v in labels.items() if v}
+
+
+def _summary(readme: Path) -> str:
+    """The first paragraph after the README's title, on one line."""
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    paragraphs = [p for p in text.split("\n\n") if p.strip() and not p.startswith("#")]
+    return " ".join(paragraphs[0].split()) if paragraphs else ""
 
 
 @contextmanager
@@ -308,13 +330,12 @@ def _extra_ca(settings: Settings) -> str:
     return base64.b64encode(pem).decode()
 
 
-def _label_args(settings: Settings) -> dict[str, str]:
+def _provenance(settings: Settings) -> dict[str, str]:
     """OCI label values: created now, revision and source from git (empty outside a repo)."""
-    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
-        "IMAGE_CREATED": created,
-        "IMAGE_REVISION": _git(settings.root, "rev-parse", "HEAD"),
-        "IMAGE_SOURCE": _git(settings.root, "remote", "get-url", "origin"),
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "revision": _git(settings.root, "rev-parse", "HEAD"),
+        "source": _git(settings.root, "remote", "get-url", "origin"),
     }
 
 
