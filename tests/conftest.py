@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -21,13 +22,54 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+def case_settings(name: str) -> dict:
+    """A fixture's ``case.toml`` (``{}`` for the good fixtures without one)."""
+    path = FIXTURES / "templates" / name / "case.toml"
+    return tomllib.loads(path.read_text()) if path.exists() else {}
+
+
+def materialize_case(name: str, dest: Path) -> None:
+    """Write fixture ``name`` as a template folder at ``dest``.
+
+    A case with ``base = "good"`` is that fixture plus its ``[[replace]]`` edits
+    to main.tf and its ``[template]`` overrides of template.toml, so each bad
+    case shows exactly the one mistake it is about.
+    """
+    case = case_settings(name)
+    source = FIXTURES / "templates" / case.get("base", name)
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("case.toml"))
+    main = dest / "main.tf"
+    for edit in case.get("replace", []):
+        text = main.read_text()
+        assert edit["old"] in text, f"{name}: {edit['old']!r} is not in {case['base']}/main.tf"
+        main.write_text(text.replace(edit["old"], edit["new"], 1))
+    if overrides := case.get("template"):
+        settings = tomllib.loads((dest / "template.toml").read_text())
+        settings.update(overrides)
+        (dest / "template.toml").write_text(_toml(settings))
+
+
+def _toml(data: dict) -> str:
+    """Enough TOML for template.toml: strings, string lists, and [variables.x] tables."""
+    lines, tables = [], []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            tables += [f"\n[{key}.{sub}]\n" + "".join(f'{k} = "{v}"\n' for k, v in spec.items())
+                       for sub, spec in value.items()]
+        elif isinstance(value, list):
+            lines.append(f"{key} = [" + ", ".join(f'"{v}"' for v in value) + "]")
+        else:
+            lines.append(f'{key} = "{value}"')
+    return "\n".join(lines) + "\n" + "".join(tables)
+
+
 def make_bundle(root: Path, *fixtures: str, real: tuple[str, ...] = ()) -> Path:
     """A bundle at ``root``: the repo's bundle.toml and _shared, plus fixture or real templates."""
     (root / "templates").mkdir(parents=True)
     shutil.copy(REPO / "bundle.toml", root / "bundle.toml")
     shutil.copytree(REPO / "templates" / "_shared", root / "templates" / "_shared")
     for name in fixtures:
-        shutil.copytree(FIXTURES / "templates" / name, root / "templates" / name)
+        materialize_case(name, root / "templates" / name)
     for name in real:
         shutil.copytree(REPO / "templates" / name, root / "templates" / name)
     return root

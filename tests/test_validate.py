@@ -11,6 +11,7 @@ from coderbundle import rules, terraform
 from coderbundle.pipeline import render_all
 from coderbundle.settings import load_settings
 from coderbundle.validate import validate_templates
+from conftest import case_settings
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "templates"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
@@ -19,8 +20,7 @@ OFFLINE = {"CODERBUNDLE_TERRAFORM_VALIDATE": "auto"}
 
 
 def expected(case: str) -> set[str]:
-    path = FIXTURES / case / ".expect"
-    return set(path.read_text().split()) if path.exists() else set()
+    return set(case_settings(case).get("expect", []))
 
 
 def run(root: Path, *names: str, use_cache: bool = False):
