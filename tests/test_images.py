@@ -183,6 +183,8 @@ def test_real_base_and_python_images(settings_for, image_root, docker_client, up
     assert run_in(docker_client, base, "id -u; id -g; id -un") == "1000\n1000\ncoder"
     assert run_in(docker_client, base, "sudo -n true && echo sudo-ok") == "sudo-ok"
     assert run_in(docker_client, base, "git --version").startswith("git version")
+    # Aider installs itself with pipx on any image (the templates' AgentAPI wiring).
+    assert run_in(docker_client, base, "pipx --version")[:1].isdigit()
     assert run_in(docker_client, base, "jq --version; python3 --version; locale | head -1")
     python = by_name["python"].ref
     versions = run_in(
