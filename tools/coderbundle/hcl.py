@@ -208,8 +208,8 @@ def _parser() -> Any:
 
 
 def warm_up() -> None:
-    """Build the parser now (before worker processes fork, so they share it)."""
-    _parser()
+    """Build the parser and its lexer now (before worker processes fork, so they share them)."""
+    _parser().parse("a = 1\n")
 
 
 def parse_file(path: Path) -> Block:

@@ -16,16 +16,20 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from coderbundle import __version__, hcl, terraform
+from coderbundle import __version__, terraform
 from coderbundle.console import err_console
+from coderbundle.errors import CommandFailed
 from coderbundle.render import load_versions
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
+    from coderbundle import hcl
     from coderbundle.render import RenderedTemplate
     from coderbundle.settings import Settings
+
+FmtFindings = list[tuple["Path", int, str]]
 
 __all__ = ["Problem", "Report", "TemplateResult", "print_report", "validate_templates"]
 
@@ -98,6 +102,8 @@ def _code_fingerprint() -> str:
 
 
 def _parse(r: RenderedTemplate, problems: list[Problem]) -> dict[str, hcl.Block]:
+    from coderbundle import hcl  # noqa: PLC0415 - lark loads only on a cache miss
+
     files: dict[str, hcl.Block] = {}
     for rel in r.files:
         if not rel.endswith(".tf"):
@@ -122,19 +128,31 @@ def _check_one(r: RenderedTemplate, versions: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def _check_all(todo: list[RenderedTemplate], versions: dict[str, Any]) -> list[list[Problem]]:
+def _check_all(
+    todo: list[RenderedTemplate], versions: dict[str, Any]
+) -> tuple[list[list[Problem]], FmtFindings | None]:
     """Check templates, in parallel worker processes when there are several and cores to use.
 
-    Parsing dominates a cold run; the parser is built once here, before the
-    workers fork, so each worker starts with it.
+    Parsing dominates a cold run: the parser is built once here, before the
+    workers fork, so each worker starts with it, and ``terraform fmt`` runs
+    meanwhile.  Its findings are ``None`` when it could not run over all of
+    them (a file that does not parse stops it); ``_run_terraform`` then
+    formats the parsable ones alone.
     """
     workers = min(len(todo), os.cpu_count() or 1)
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [_check_one(r, versions) for r in todo]
+        return [_check_one(r, versions) for r in todo], None
+    from coderbundle import hcl  # noqa: PLC0415
+
     hcl.warm_up()
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return list(pool.map(_check_one, todo, [versions] * len(todo)))
+        futures = [pool.submit(_check_one, r, versions) for r in todo]
+        try:
+            fmt: FmtFindings | None = terraform.fmt_check([r.path for r in todo])
+        except CommandFailed:
+            fmt = None
+        return [f.result() for f in futures], fmt
 
 
 def _cache_file(settings: Settings, r: RenderedTemplate, fingerprint: str) -> Path:
@@ -181,22 +199,28 @@ def validate_templates(
         result = TemplateResult(r.name, str(r.path))
         results.append(result)
         todo.append((r, result, cache))
-    for (_, result, _), problems in zip(todo, _check_all([r for r, _, _ in todo], versions), strict=True):
+    if not todo:
+        return Report(results)
+    checked, fmt = _check_all([r for r, _, _ in todo], versions)
+    for (_, result, _), problems in zip(todo, checked, strict=True):
         result.problems = problems
-    if todo:
-        _run_terraform([(r, res) for r, res, _ in todo], settings)
-        for _, result, cache in todo:
-            _store(cache, result)
+    _run_terraform([(r, res) for r, res, _ in todo], settings, fmt)
+    for _, result, cache in todo:
+        _store(cache, result)
     return Report(results)
 
 
-def _run_terraform(batch: list[tuple[RenderedTemplate, TemplateResult]], settings: Settings) -> None:
+def _run_terraform(
+    batch: list[tuple[RenderedTemplate, TemplateResult]], settings: Settings, fmt: FmtFindings | None
+) -> None:
     # terraform cannot format or validate what does not parse; CB001 already says why.
     unparsable = [(r, res) for r, res in batch if any(p.rule == "CB001" for p in res.problems)]
     for _, result in unparsable:
         result.terraform_validate = "skipped: the template does not parse (see CB001)"
     batch = [item for item in batch if item not in unparsable]
-    for path, line, message in terraform.fmt_check([r.path for r, _ in batch]):
+    if fmt is None:
+        fmt = terraform.fmt_check([r.path for r, _ in batch])
+    for path, line, message in fmt:
         for r, result in batch:
             if path.is_relative_to(r.path):
                 result.problems.append(Problem(str(path), line, "CB002", message))
