@@ -6,7 +6,7 @@ and CI take the same path.  `publish`, `deploy` and `images` never run by accide
 
 from __future__ import annotations
 
-import glob
+from pathlib import Path
 
 import nox
 
@@ -58,7 +58,8 @@ def validate(session: nox.Session) -> None:
 def images(session: nox.Session) -> None:
     """Lint the Dockerfiles and build the images (`nox -s images -- --push python`)."""
     _install(session, *IMAGES_DEPS)
-    session.run("hadolint", "--config", "images/.hadolint.yaml", *sorted(glob.glob("images/*/Dockerfile")))
+    dockerfiles = sorted(str(p) for p in Path("images").glob("*/Dockerfile"))
+    session.run("hadolint", "--config", "images/.hadolint.yaml", *dockerfiles)
     session.run("python", "-m", "coderbundle", "images", "build", *session.posargs)
 
 
