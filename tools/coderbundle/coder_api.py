@@ -138,11 +138,6 @@ class CoderAPI:
             )
             raise PublishError(msg) from None
 
-    def buildinfo(self) -> dict[str, Any]:
-        """``GET /buildinfo``: the server version (needs no auth)."""
-        info: dict[str, Any] = self._json("GET", "/buildinfo")
-        return info
-
     def organization(self, wanted: str) -> Organization:
         """Resolve an organization name or id (empty: the default one) to its id."""
         orgs: list[dict[str, Any]] = self._json("GET", "/organizations") or []

@@ -29,8 +29,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from coderbundle import docker_stream as ds
 from coderbundle.console import err_console
-from coderbundle.errors import ImageBuildError, ToolError, UsageError
-from coderbundle.process import run
+from coderbundle.errors import ImageBuildError, UsageError
+from coderbundle.process import git
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -334,17 +334,9 @@ def _provenance(settings: Settings) -> dict[str, str]:
     """OCI label values: created now, revision and source from git (empty outside a repo)."""
     return {
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "revision": _git(settings.root, "rev-parse", "HEAD"),
-        "source": _git(settings.root, "remote", "get-url", "origin"),
+        "revision": git(settings.root, "rev-parse", "HEAD"),
+        "source": git(settings.root, "remote", "get-url", "origin"),
     }
-
-
-def _git(root: Path, *args: str) -> str:
-    try:
-        done = run(["git", *args], cwd=root, check=False)
-    except ToolError:
-        return ""
-    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 def read_manifest(settings: Settings) -> dict[str, dict[str, Any]]:

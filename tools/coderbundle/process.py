@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from pathlib import Path
 
-__all__ = ["Completed", "redact", "run", "which"]
+__all__ = ["Completed", "git", "redact", "run", "which"]
 
 log = logging.getLogger(__name__)
 
@@ -91,3 +91,12 @@ def run(  # noqa: PLR0913 - keyword-only knobs of one call
     if check and proc.returncode != 0:
         raise CommandFailed([redact(a, secrets) for a in argv], proc.returncode, out, err)
     return Completed(tuple(argv), proc.returncode, out, err)
+
+
+def git(root: Path, *args: str) -> str:
+    """``git <args>`` in ``root``: its stripped output, or "" outside a repository or without git."""
+    try:
+        done = run(["git", *args], cwd=root, check=False)
+    except CommandNotFound:
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from coderbundle import __version__, process
-from coderbundle.errors import CommandNotFound, PublishError
+from coderbundle.errors import PublishError
 from coderbundle.images import read_manifest
 
 if TYPE_CHECKING:
@@ -135,12 +135,8 @@ def wanted_settings(directory: Path, settings: Settings) -> dict[str, Any]:
 
 def git_short_sha(root: Path) -> str:
     """The commit being published, or ``nogit`` outside a repository."""
-    try:
-        done = process.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=False)
-    except CommandNotFound:
-        return "nogit"
-    sha = done.stdout.strip()
-    return sha if done.returncode == 0 and sha.isalnum() else "nogit"
+    sha = process.git(root, "rev-parse", "--short", "HEAD")
+    return sha if sha.isalnum() else "nogit"
 
 
 def _tfvars(directory: Path) -> bytes:
