@@ -33,7 +33,7 @@ VERSIONS = ROOT / "templates" / "_shared" / "versions.toml"
 K8S_PACKAGE = "cdktf-cdktf-provider-kubernetes"
 K8S_PACKAGE_VERSION = "12.1.1"
 K8S_PROVIDER_VERSION = "2.38.0"  # the version the package was generated from
-CODER_PROVIDER_VERSION = "2.17.0"
+CODER_PROVIDER_VERSION = "2.18.0"
 
 
 def _wheel(arg: str | None, tmp: Path) -> Path:

@@ -45,7 +45,7 @@ class Provider:
 
     @property
     def label(self) -> str:
-        """``coder/coder 2.17.0``."""
+        """``coder/coder 2.18.0``."""
         return f"{self.name} {self.version}"
 
 
