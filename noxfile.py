@@ -6,6 +6,8 @@ and CI take the same path.  `publish`, `deploy` and `images` never run by accide
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import nox
@@ -13,12 +15,35 @@ import nox
 nox.needs_version = ">=2024.10.9"
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", "tests", "validate"]
+nox.options.sessions = ["lint", "tests", "validate", "test-templates"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "test")
 LINT_DEPS = nox.project.dependency_groups(PYPROJECT, "lint")
 IMAGES_DEPS = nox.project.dependency_groups(PYPROJECT, "images")
+STANDIN_DEPS = nox.project.dependency_groups(PYPROJECT, "standin")
+# Where `nox -s tools` builds terraform, the providers and the module stubs (scripts/build_tools.py).
+TOOLS_CACHE = Path(os.environ.get("CODERBUNDLE_TOOLS_CACHE", Path.home() / ".cache" / "coderbundle" / "tools"))
+
+
+def _tools_env() -> dict[str, str]:
+    """The offline terraform settings of the tools cache, when `nox -s tools` has built it.
+
+    Variables already set in the environment win; without a cache nothing is set
+    and terraform validate runs where it can, or says why it skipped.
+    """
+    try:
+        manifest = json.loads((TOOLS_CACHE / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    found = {
+        "CODERBUNDLE_TERRAFORM": str(TOOLS_CACHE / manifest.get("terraform", {}).get("path", "-")),
+        "CODERBUNDLE_PROVIDER_MIRROR": str(TOOLS_CACHE / "providers"),
+        "CODERBUNDLE_MODULE_MIRROR": str(TOOLS_CACHE / "modules"),
+    }
+    if not all(Path(v).exists() for v in found.values()):
+        return {}
+    return {k: v for k, v in found.items() if k not in os.environ}
 
 
 def _install(session: nox.Session, *extra: str, package: str = ".") -> None:
@@ -37,7 +62,23 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite (Docker tests run when a daemon answers: see .ci/docker-setup.sh)."""
     _install(session, *TEST_DEPS)
+    session.env.update(_tools_env())
     session.run("pytest", *session.posargs)
+
+
+@nox.session(default=False)
+def tools(session: nox.Session) -> None:
+    """Build terraform and the providers from source (needs Go) and the module stubs, once per version."""
+    session.install(*STANDIN_DEPS)
+    session.run("python", "scripts/build_tools.py", *session.posargs)
+
+
+@nox.session(name="test-templates")
+def test_templates(session: nox.Session) -> None:
+    """Plan every template x preset x start/stop with real terraform and check the invariants."""
+    _install(session)
+    session.env.update(_tools_env())
+    session.run("python", "-m", "coderbundle", "test", *session.posargs)
 
 
 @nox.session
@@ -51,6 +92,7 @@ def render(session: nox.Session) -> None:
 def validate(session: nox.Session) -> None:
     """Render and validate every template (`-- --format json` for CI)."""
     _install(session)
+    session.env.update(_tools_env())
     session.run("python", "-m", "coderbundle", "validate", *session.posargs)
 
 
@@ -70,6 +112,7 @@ def publish(session: nox.Session) -> None:
     Without CODER_URL it writes dist/ (what would be uploaded, and the plan) and pushes nothing.
     """
     _install(session)
+    session.env.update(_tools_env())
     session.run("python", "-m", "coderbundle", "publish", *session.posargs)
 
 

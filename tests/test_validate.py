@@ -77,10 +77,8 @@ def test_terraform_validate_says_why_it_skipped(bundle):
 
 def test_terraform_validate_can_be_disabled(bundle):
     root = bundle("tf-offline-good")
-    settings = load_settings(root, {})
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CODERBUNDLE_TERRAFORM_VALIDATE", "never")
-        report = validate_templates(render_all(settings), settings, use_cache=False)
+    settings = load_settings(root, {"CODERBUNDLE_TERRAFORM_VALIDATE": "never"})
+    report = validate_templates(render_all(settings), settings, use_cache=False)
     expected_status = "skipped: disabled by CODERBUNDLE_TERRAFORM_VALIDATE=never"
     assert report.results[0].terraform_validate == expected_status
 

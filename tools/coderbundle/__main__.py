@@ -48,6 +48,15 @@ def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_test(args: argparse.Namespace, settings: Settings) -> int:
+    from coderbundle.pipeline import render_all  # noqa: PLC0415
+    from coderbundle.plantest import print_test_report, test_templates  # noqa: PLC0415
+
+    report = test_templates(render_all(settings, args.names), settings)
+    print_test_report(report, fmt=args.format)
+    return 0 if report.ok else 1
+
+
 def _cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     from coderbundle.pipeline import publish_all  # noqa: PLC0415
     from coderbundle.publish import print_result  # noqa: PLC0415
@@ -139,6 +148,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--no-cache", dest="cache", action="store_false", help="re-check everything")
     p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser(
+        "test", help="plan every template x preset x start/stop with real terraform; check invariants"
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="templates (default: all)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=_cmd_test)
 
     p = sub.add_parser("publish", help="render, validate, push changed templates to Coder")
     p.add_argument("names", nargs="*", metavar="NAME", help="templates (default: all)")

@@ -20,7 +20,14 @@ from coderbundle.errors import SettingsError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["BUNDLE_FILE", "Settings", "WorkspaceDefaults", "find_root", "load_settings"]
+__all__ = [
+    "BUNDLE_FILE",
+    "Settings",
+    "TerraformSettings",
+    "WorkspaceDefaults",
+    "find_root",
+    "load_settings",
+]
 
 BUNDLE_FILE = "bundle.toml"
 _DURATION = re.compile(r"^(\d+h)?(\d+m)?(\d+s)?$")
@@ -45,6 +52,16 @@ class WorkspaceDefaults:
 
 
 @dataclass(frozen=True)
+class TerraformSettings:
+    """Which terraform runs and where it finds providers and modules offline (docs/offline.md)."""
+
+    binary: str = "terraform"  # a name on PATH or a path
+    provider_mirror: str = ""  # a filesystem mirror (unpacked layout); "" = the registries
+    module_mirror: str = ""  # <host>/<ns>/<name>/<system>/<version>/ folders, served on 127.0.0.1
+    validate: str = "auto"  # auto: run where possible; always: a skip is a failure; never
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the pipeline steps read from configuration."""
 
@@ -59,6 +76,7 @@ class Settings:
     publish_concurrency: int = 3
     extra_ca_cert: str = ""
     upstream_image: str = ""
+    terraform: TerraformSettings = field(default_factory=lambda: TerraformSettings())
 
     @property
     def templates_dir(self) -> Path:
@@ -154,6 +172,32 @@ def _check_workspace(ws: WorkspaceDefaults, source: Path) -> None:
             raise SettingsError(msg)
 
 
+_VALIDATE_MODES = ("auto", "always", "never")
+
+
+def _terraform_settings(root: Path, table: Mapping[str, Any], env: Mapping[str, str], source: Path) -> TerraformSettings:
+    unknown = set(table) - set(TerraformSettings.__dataclass_fields__) - {"validate"}
+    if unknown:
+        msg = f"{source}: unknown key terraform.{min(unknown)}; known: binary, provider_mirror, module_mirror"
+        raise SettingsError(msg)
+
+    def path_value(key: str, var: str) -> str:
+        value = str(env.get(var, table.get(key, "")))
+        return str((root / value).resolve()) if value and not Path(value).is_absolute() else value
+
+    mode = env.get("CODERBUNDLE_TERRAFORM_VALIDATE", "auto")
+    if mode not in _VALIDATE_MODES:
+        msg = f"CODERBUNDLE_TERRAFORM_VALIDATE={mode!r}: use one of {', '.join(_VALIDATE_MODES)}"
+        raise SettingsError(msg)
+    binary = str(env.get("CODERBUNDLE_TERRAFORM", table.get("binary", "terraform")))
+    return TerraformSettings(
+        binary=str((root / binary).resolve()) if "/" in binary and not Path(binary).is_absolute() else binary,
+        provider_mirror=path_value("provider_mirror", "CODERBUNDLE_PROVIDER_MIRROR"),
+        module_mirror=path_value("module_mirror", "CODERBUNDLE_MODULE_MIRROR"),
+        validate=mode,
+    )
+
+
 def load_settings(root: Path, env: Mapping[str, str]) -> Settings:
     """Load ``root/bundle.toml`` and apply environment overrides."""
     source = root / BUNDLE_FILE
@@ -175,4 +219,5 @@ def load_settings(root: Path, env: Mapping[str, str]) -> Settings:
         publish_concurrency=int(coder.get("concurrency", 3)),
         extra_ca_cert=env.get("CODERBUNDLE_EXTRA_CA_CERT", images.get("extra_ca_cert", "")),
         upstream_image=env.get("CODERBUNDLE_UPSTREAM_IMAGE", images.get("upstream_image", "")),
+        terraform=_terraform_settings(root, data.get("terraform", {}), env, source),
     )

@@ -1,34 +1,40 @@
-"""terraform fmt and terraform init/validate, as validation steps.
+"""terraform fmt, init, validate and plan, as pipeline steps; the offline toolchain they run with.
 
-``validate_dir`` runs ``terraform init -backend=false`` and ``terraform
-validate -json`` wherever the template's providers and modules can be fetched:
-when it needs none from a registry, when a provider mirror or plugin cache is
-configured, or when the registries answer.  Otherwise it reports
-``skipped: <reason>`` -- never a silent pass, and an init that fails to
-download is a skip, not a failure blamed on the template.
+``toolchain(settings)`` finds the terraform binary (``[terraform] binary``),
+and when a provider or module mirror is configured writes a CLI
+configuration and serves the module mirror on 127.0.0.1 (``mirrors.py``), so
+``terraform init`` needs no network.  ``validate_dir`` then runs ``init`` +
+``validate -json`` on a scratch copy of a rendered template.  Without
+mirrors it runs where the registries answer, and otherwise reports
+``skipped: <reason>`` -- never a silent pass; with ``validate = "always"``
+(``CODERBUNDLE_TERRAFORM_VALIDATE=always``, as in CI) a skip is a failure.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import re
 import shutil
 import socket
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from coderbundle import process
+from coderbundle import mirrors, process
 from coderbundle.errors import CommandFailed
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
-__all__ = ["Outcome", "fingerprint", "fmt_check", "validate_dir"]
+    from coderbundle.settings import Settings
+
+__all__ = ["Outcome", "Toolchain", "fingerprint", "fmt_check", "init_dir", "toolchain", "validate_dir"]
 
 REGISTRIES = ("registry.terraform.io", "registry.coder.com")
+INIT_TIMEOUT = 300
 _DOWNLOAD_ERRORS = re.compile(
     r"Failed to (query available provider packages|install provider|download module"
     r"|retrieve available versions)|could not connect|Module not found|no such host"
@@ -45,29 +51,94 @@ class Outcome:
     diagnostics: list[tuple[str, int, str]] = field(default_factory=list)
 
 
-def _binary() -> str | None:
-    return shutil.which("terraform")
+@dataclass(frozen=True)
+class Toolchain:
+    """The terraform a run uses: binary, environment, mode, and what it is made of."""
+
+    binary: str | None
+    env: dict[str, str]
+    mode: str
+    offline: bool
+    summary: str
 
 
-def fingerprint() -> str:
-    """Identify the terraform binary (path, size, mtime) without running it."""
-    binary = _binary()
+@functools.cache
+def _version(binary: str) -> str:
+    done = process.run([binary, "version", "-json"], check=False, timeout=30)
+    try:
+        return str(json.loads(done.stdout)["terraform_version"])
+    except (ValueError, KeyError, TypeError):
+        return "unknown version"
+
+
+def _summary(binary: str | None, settings: Settings) -> str:
+    if binary is None:
+        return "terraform not installed"
+    parts = [f"terraform {_version(binary)}"]
+    if provider_mirror := settings.terraform.provider_mirror:
+        base = Path(provider_mirror) / "registry.terraform.io"
+        for info in sorted(base.glob(f"*/*/*/*/{mirrors.BUILDINFO}")):
+            address = "/".join(info.relative_to(base).parts[:2])
+            found = mirrors.provenance(Path(provider_mirror), address)
+            if found is not None:
+                parts.append(f"{found.address} {found.version} {found.kind}")
+    if module_mirror := settings.terraform.module_mirror:
+        stubs = any(Path(module_mirror).rglob(mirrors.STUB_MARKER))
+        parts.append("modules: stubs (no module resources)" if stubs else "modules: from the module mirror")
+    return "; ".join(parts)
+
+
+@contextlib.contextmanager
+def toolchain(settings: Settings) -> Iterator[Toolchain]:
+    """The terraform to run and its environment; serves the module mirror while open."""
+    tf = settings.terraform
+    binary = shutil.which(tf.binary)
+    provider_mirror = Path(tf.provider_mirror) if tf.provider_mirror else None
+    module_mirror = Path(tf.module_mirror) if tf.module_mirror else None
+    env = {"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
+    summary = _summary(binary, settings)
+    config_path = settings.build_dir / ".cache" / "terraform" / "cli.tfrc"
+    plugin_cache = settings.build_dir / ".cache" / "terraform" / "plugins"
+    if module_mirror is None:
+        if provider_mirror is not None:
+            env["TF_CLI_CONFIG_FILE"] = str(
+                mirrors.cli_config(config_path, provider_mirror=provider_mirror, registry=None,
+                                   plugin_cache=plugin_cache)
+            )
+        yield Toolchain(binary, env, tf.validate, provider_mirror is not None, summary)
+        return
+    with mirrors.serve_modules(module_mirror) as registry:
+        env["TF_CLI_CONFIG_FILE"] = str(
+            mirrors.cli_config(config_path, provider_mirror=provider_mirror, registry=registry,
+                               plugin_cache=plugin_cache)
+        )
+        yield Toolchain(binary, env, tf.validate, provider_mirror is not None, summary)
+
+
+def fingerprint(settings: Settings) -> str:
+    """Identify the toolchain (binary, mirrors) without running anything: part of cache keys."""
+    binary = shutil.which(settings.terraform.binary)
     if binary is None:
         return "absent"
-    st = Path(binary).stat()
-    return f"{binary}:{st.st_size}:{int(st.st_mtime)}:{os.environ.get('TF_CLI_CONFIG_FILE', '')}"
+    parts = [binary]
+    for path in (binary, settings.terraform.provider_mirror, settings.terraform.module_mirror):
+        if path and Path(path).exists():
+            st = Path(path).stat()
+            parts.append(f"{path}:{st.st_size}:{int(st.st_mtime)}")
+    parts += [settings.terraform.validate, os.environ.get("TF_CLI_CONFIG_FILE", "")]
+    return "|".join(parts)
 
 
-def fmt_check(dirs: Sequence[Path]) -> list[tuple[Path, int, str]]:
+def fmt_check(dirs: Sequence[Path], binary: str | None) -> list[tuple[Path, int, str]]:
     """Files that ``terraform fmt`` would change, with the first line that differs."""
-    if not dirs or _binary() is None:
+    if not dirs or binary is None:
         return []
     base = Path(os.path.commonpath([d.resolve() for d in dirs]))
     if len(dirs) == 1:
         base = base.parent
     targets = [str(d.resolve().relative_to(base)) for d in dirs]
-    argv = ["terraform", "fmt", "-check", "-diff", "-no-color", "-recursive", *targets]
-    result = process.run(argv, cwd=base, check=False)
+    argv = [binary, "fmt", "-check", "-diff", "-no-color", "-recursive", *targets]
+    result = process.run(argv, cwd=base, check=False, timeout=120)
     found: list[tuple[Path, int, str]] = []
     current: Path | None = None
     for line in result.stdout.splitlines():
@@ -84,24 +155,24 @@ def fmt_check(dirs: Sequence[Path]) -> list[tuple[Path, int, str]]:
 
 def _needs_download(directory: Path) -> bool:
     """True when the directory names a provider or module that must be downloaded."""
-    text = "\n".join(p.read_text(encoding="utf-8") for p in directory.glob("*.tf"))
+    text = "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in directory.glob("*.tf"))
     return bool(re.search(r"required_providers|^\s*source\s*=", text, re.MULTILINE)) or bool(
         re.search(r'^(resource|data)\s+"(?!terraform_)', text, re.MULTILINE)
     )
 
 
-def _mirror_configured() -> bool:
+def _user_mirror_configured() -> bool:
     if os.environ.get("TF_PLUGIN_CACHE_DIR"):
         return True
     config = Path(os.environ.get("TF_CLI_CONFIG_FILE", Path.home() / ".terraformrc"))
     try:
         text = config.read_text(encoding="utf-8")
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         return False
     return "provider_installation" in text or "plugin_cache_dir" in text
 
 
-@cache
+@functools.cache
 def _registry_unreachable() -> str:
     """Why the registries cannot be reached, or "" when both answer."""
     for host in REGISTRIES:
@@ -112,28 +183,37 @@ def _registry_unreachable() -> str:
     return ""
 
 
-def _why_skip(directory: Path) -> str:
-    if os.environ.get("CODERBUNDLE_TERRAFORM_VALIDATE", "auto") == "never":
+def why_skip(directory: Path, tc: Toolchain) -> str:
+    """Why terraform validate cannot run here, or "" when it can."""
+    if tc.mode == "never":
         return "disabled by CODERBUNDLE_TERRAFORM_VALIDATE=never"
-    if _binary() is None:
-        return "terraform is not installed"
-    if not _needs_download(directory) or _mirror_configured():
+    if tc.binary is None:
+        return "terraform is not installed (build it with `nox -s tools`, or set CODERBUNDLE_TERRAFORM)"
+    if tc.offline or not _needs_download(directory) or _user_mirror_configured():
         return ""
     if reason := _registry_unreachable():
-        return f"providers and modules cannot be fetched: {reason} and no provider mirror is set"
+        return (
+            f"providers and modules cannot be fetched: {reason} and no provider mirror is set "
+            "(`nox -s tools` builds one; see docs/offline.md)"
+        )
     return ""
 
 
 def _diagnostics(stdout: str, directory: Path) -> list[tuple[str, int, str]]:
-    data = json.loads(stdout or "{}")
+    try:
+        data = json.loads(stdout or "{}")
+    except ValueError:
+        return [(str(directory), 0, f"terraform validate printed no JSON: {first_error(stdout)}")]
     found = []
     for d in data.get("diagnostics", []):
+        if d.get("severity") != "error":
+            continue
         rng = d.get("range") or {}
         file = str(directory / rng["filename"]) if rng.get("filename") else str(directory)
         line = int((rng.get("start") or {}).get("line", 0))
-        detail = f": {d['detail']}" if d.get("detail") else ""
-        found.append((file, line, f"terraform validate {d['severity']}: {d['summary']}{detail}"))
-    return [f for f in found if "warning" not in f[2]]
+        detail = f": {' '.join(str(d['detail']).split())}" if d.get("detail") else ""
+        found.append((file, line, f"terraform validate error: {d['summary']}{detail}"))
+    return found
 
 
 def first_error(text: str) -> str:
@@ -142,23 +222,34 @@ def first_error(text: str) -> str:
     return next((ln for ln in lines if ln.startswith("Error")), lines[0] if lines else "")
 
 
-def validate_dir(directory: Path, scratch_root: Path) -> Outcome:
+def init_dir(directory: Path, scratch: Path, tc: Toolchain) -> Outcome | None:
+    """Copy ``directory`` to ``scratch`` (keeping its .terraform) and run init; an Outcome if it failed."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    for old in scratch.iterdir():
+        if old.name not in {".terraform", ".terraform.lock.hcl"}:
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+    for path in directory.iterdir():
+        if path.is_file():
+            shutil.copy2(path, scratch / path.name)
+    init = [str(tc.binary), "init", "-backend=false", "-input=false", "-no-color"]
+    result = process.run(init, cwd=scratch, check=False, env=tc.env, timeout=INIT_TIMEOUT)
+    if result.returncode == 0:
+        return None
+    text = result.stderr + result.stdout
+    if _DOWNLOAD_ERRORS.search(text) and not tc.offline:
+        return Outcome(f"skipped: terraform init could not fetch dependencies ({first_error(text)})")
+    where = "; the mirrors lack something the template needs" if tc.offline else ""
+    return Outcome("failed", [(str(directory), 0, f"terraform init failed: {first_error(text)}{where}")])
+
+
+def validate_dir(directory: Path, scratch_root: Path, tc: Toolchain) -> Outcome:
     """Terraform init + validate on a scratch copy of ``directory``."""
-    if reason := _why_skip(directory):
+    if reason := why_skip(directory, tc):
         return Outcome(f"skipped: {reason}")
     scratch = scratch_root / directory.name
-    shutil.rmtree(scratch, ignore_errors=True)
-    shutil.copytree(directory, scratch)
-    init = ["terraform", "init", "-backend=false", "-input=false", "-no-color"]
-    result = process.run(init, cwd=scratch, check=False, timeout=300)
-    if result.returncode != 0:
-        text = result.stderr + result.stdout
-        if _DOWNLOAD_ERRORS.search(text):
-            reason = first_error(text)
-            return Outcome(f"skipped: terraform init could not fetch dependencies ({reason})")
-        return Outcome(
-            "failed", [(str(directory), 0, f"terraform init failed: {first_error(text)}")]
-        )
-    check = process.run(["terraform", "validate", "-json", "-no-color"], cwd=scratch, check=False)
+    if failed := init_dir(directory, scratch, tc):
+        return failed
+    argv = [str(tc.binary), "validate", "-json", "-no-color"]
+    check = process.run(argv, cwd=scratch, check=False, env=tc.env, timeout=INIT_TIMEOUT)
     diagnostics = _diagnostics(check.stdout, directory)
     return Outcome("passed" if not diagnostics else "failed", diagnostics)

@@ -11,12 +11,13 @@ import hashlib
 import json
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+import shutil
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from coderbundle import __version__, terraform
+from coderbundle import __version__, sourcemap, terraform
 from coderbundle.console import err_console
 from coderbundle.errors import CommandFailed
 from coderbundle.render import load_versions
@@ -64,6 +65,8 @@ class Report:
     """All templates' results; ``ok`` when no template has a problem."""
 
     results: list[TemplateResult]
+    # What terraform validate ran with: versions, built from source or stand-in, module stubs.
+    toolchain: str = ""
 
     @property
     def ok(self) -> bool:
@@ -74,6 +77,7 @@ class Report:
         """A stable, machine-readable form for CI (``--format json``)."""
         return {
             "ok": self.ok,
+            "toolchain": self.toolchain,
             "templates": [
                 {
                     "name": r.name,
@@ -129,7 +133,7 @@ def _check_one(r: RenderedTemplate, versions: dict[str, Any]) -> list[Problem]:
 
 
 def _check_all(
-    todo: list[RenderedTemplate], versions: dict[str, Any]
+    todo: list[RenderedTemplate], versions: dict[str, Any], terraform_binary: str | None
 ) -> tuple[list[list[Problem]], FmtFindings | None]:
     """Check templates, in parallel worker processes when there are several and cores to use.
 
@@ -149,14 +153,14 @@ def _check_all(
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = [pool.submit(_check_one, r, versions) for r in todo]
         try:
-            fmt: FmtFindings | None = terraform.fmt_check([r.path for r in todo])
+            fmt: FmtFindings | None = terraform.fmt_check([r.path for r in todo], terraform_binary)
         except CommandFailed:
             fmt = None
         return [f.result() for f in futures], fmt
 
 
 def _cache_file(settings: Settings, r: RenderedTemplate, fingerprint: str) -> Path:
-    tf = terraform.fingerprint()
+    tf = terraform.fingerprint(settings)
     key = hashlib.sha256(f"{r.digest}\0{fingerprint}\0{tf}".encode()).hexdigest()[:32]
     return settings.build_dir / ".cache" / "validate" / f"{r.name}-{key}.json"
 
@@ -201,33 +205,44 @@ def validate_templates(
         todo.append((r, result, cache))
     if not todo:
         return Report(results)
-    checked, fmt = _check_all([r for r, _, _ in todo], versions)
+    binary = shutil.which(settings.terraform.binary)
+    checked, fmt = _check_all([r for r, _, _ in todo], versions, binary)
     for (_, result, _), problems in zip(todo, checked, strict=True):
         result.problems = problems
-    _run_terraform([(r, res) for r, res, _ in todo], settings, fmt)
+    toolchain = _run_terraform([(r, res) for r, res, _ in todo], settings, fmt)
     for _, result, cache in todo:
         _store(cache, result)
-    return Report(results)
+    return Report(results, toolchain)
 
 
 def _run_terraform(
     batch: list[tuple[RenderedTemplate, TemplateResult]], settings: Settings, fmt: FmtFindings | None
-) -> None:
+) -> str:
+    """fmt findings, then init + validate (two at a time); returns the toolchain summary."""
     # terraform cannot format or validate what does not parse; CB001 already says why.
     unparsable = [(r, res) for r, res in batch if any(p.rule == "CB001" for p in res.problems)]
     for _, result in unparsable:
         result.terraform_validate = "skipped: the template does not parse (see CB001)"
     batch = [item for item in batch if item not in unparsable]
     if fmt is None:
-        fmt = terraform.fmt_check([r.path for r, _ in batch])
+        fmt = terraform.fmt_check([r.path for r, _ in batch], shutil.which(settings.terraform.binary))
     for path, line, message in fmt:
         for r, result in batch:
             if path.is_relative_to(r.path):
                 result.problems.append(Problem(str(path), line, "CB002", message))
-    for r, result in batch:
-        outcome = terraform.validate_dir(r.path, settings.build_dir / ".cache" / "terraform")
-        result.terraform_validate = outcome.status
-        result.problems += [Problem(f, ln, "CB003", msg) for f, ln, msg in outcome.diagnostics]
+    scratch = settings.build_dir / ".cache" / "terraform" / "validate"
+    with terraform.toolchain(settings) as tc, ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = pool.map(lambda item: terraform.validate_dir(item[0].path, scratch, tc), batch)
+        for (r, result), outcome in zip(batch, outcomes, strict=True):
+            result.terraform_validate = outcome.status
+            result.problems += [
+                Problem(f, ln, "CB003", sourcemap.annotate(r, f, ln, msg)) for f, ln, msg in outcome.diagnostics
+            ]
+            if tc.mode == "always" and outcome.status.startswith("skipped"):
+                reason = outcome.status.removeprefix("skipped: ")
+                msg = f"terraform validate did not run ({reason}) and CODERBUNDLE_TERRAFORM_VALIDATE=always"
+                result.problems.append(Problem(str(r.path), 0, "CB003", msg))
+        return tc.summary
 
 
 def print_report(report: Report, *, fmt: str = "text") -> None:
@@ -245,6 +260,8 @@ def print_report(report: Report, *, fmt: str = "text") -> None:
             f"{result.name}: {state}{cached}; terraform validate {result.terraform_validate}",
             markup=False,
         )
+    if report.toolchain:
+        err_console.print(f"terraform: {report.toolchain}", markup=False)
     total = sum(len(r.problems) for r in report.results)
     if total:
         err_console.print(f"[bold red]{total} problem(s)[/] in {len(report.results)} template(s)")

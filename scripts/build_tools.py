@@ -1,0 +1,286 @@
+r"""Build the real Terraform components from source, once per version, into a cache.
+
+    python scripts/build_tools.py [--cache DIR] [--print-env]
+
+What it builds (versions from templates/_shared/versions.toml):
+
+* ``terraform`` at ``[terraform] version``, from the Go module proxy.  The module
+  zip lacks the nested Go modules of eight remote-state backends (azurerm,
+  consul, cos, gcs, kubernetes, oss, pg, s3), which its ``go.mod`` replaces with
+  local folders; those backends are left out of the build (validation and
+  plans use no backend).  Everything else is terraform as released.
+* the ``coder/coder`` provider at the pinned version, built inside the
+  downloaded module (its ``go.mod`` has replace directives);
+* the ``hashicorp/kubernetes`` provider at the pinned version when the Go module
+  proxy serves it; otherwise the stand-in provider of tests/standin/ (schema
+  data over Terraform's plugin protocol), recorded as a stand-in, never as the
+  real provider;
+* stub modules for every ``[modules.*]`` pin, generated from
+  tools/coderbundle/data/modules.json (the exact variables and their types;
+  outputs are strings, as every pinned module's outputs are).
+
+Layout of the cache (default ``~/.cache/coderbundle/tools``)::
+
+    terraform/<version>/terraform
+    providers/registry.terraform.io/<ns>/<type>/<version>/<os>_<arch>/terraform-provider-<type>_v<version>
+    modules/registry.coder.com/<ns>/<name>/coder/<version>/main.tf
+    terraform.tfrc        provider_installation { filesystem_mirror } + plugin cache
+    manifest.json         every component: version, kind, sha256, source, notes
+
+A second run checks the manifest and the files' sha256 and builds nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+from coderbundle.mirrors import BUILDINFO, provider_binary_path, write_stub_module  # noqa: E402
+
+VERSIONS = ROOT / "templates" / "_shared" / "versions.toml"
+MODULES_DATA = ROOT / "tools" / "coderbundle" / "data" / "modules.json"
+STANDIN = ROOT / "tests" / "standin" / "tfprovider.py"
+GO_MODULES = {
+    "terraform": "github.com/hashicorp/terraform",
+    "coder/coder": "github.com/coder/terraform-provider-coder/v2",
+    "hashicorp/kubernetes": "github.com/hashicorp/terraform-provider-kubernetes",
+}
+# The kubernetes provider's module path lacks /v2, so its v2 tags are reachable
+# only through a pseudo-version of the tag's commit.
+PSEUDO_VERSIONS = {("hashicorp/kubernetes", "2.38.0"): "v1.13.5-0.20250721172020-be88f4427105"}
+
+
+def log(message: str) -> None:
+    print(f"build-tools: {message}", file=sys.stderr, flush=True)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def pinned(constraint: str) -> str:
+    """``~> 2.18.0`` -> ``2.18.0``: the exact version a pessimistic pin starts from."""
+    match = re.search(r"(\d+\.\d+\.\d+)", constraint)
+    if not match:
+        raise SystemExit(f"{VERSIONS}: cannot read an exact version from {constraint!r}")
+    return match.group(1)
+
+
+def target() -> str:
+    machine = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "amd64")
+    return f"{platform.system().lower()}_{machine}"
+
+
+def go_download(module: str, version: str) -> Path | str:
+    """The module's source folder, or the Go command's reason why it cannot be had."""
+    proc = subprocess.run(
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
+        capture_output=True, text=True, check=False,
+    )
+    try:
+        info = json.loads(proc.stdout or "{}")
+    except ValueError:
+        info = {}
+    if info.get("Dir"):
+        return Path(info["Dir"])
+    reason = info.get("Error") or proc.stderr.strip() or f"go exited with code {proc.returncode}"
+    return " ".join(reason.split())
+
+
+def go_build(src: Path, out: Path, ldflags: str = "-s -w") -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
+    log(f"go build in {src} -> {out}")
+    subprocess.run(
+        ["go", "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(out), "."],
+        cwd=src, env=env, check=True,
+    )
+
+
+def strip_missing_nested_modules(src: Path) -> list[str]:
+    """Drop go.mod replaces (and their imports) that point at folders the zip lacks."""
+    gomod = src / "go.mod"
+    text = gomod.read_text(encoding="utf-8")
+    missing = [
+        m.group(1)
+        for m in re.finditer(r"^replace (\S+) => \./(\S+)$", text, re.MULTILINE)
+        if not (src / m.group(2)).is_dir()
+    ]
+    for module in missing:
+        text = re.sub(rf"^replace {re.escape(module)} => .*\n", "", text, flags=re.MULTILINE)
+        text = re.sub(rf"^\s*{re.escape(module)} \S+.*\n", "", text, flags=re.MULTILINE)
+    gomod.write_text(text, encoding="utf-8")
+    init = src / "internal" / "backend" / "init" / "init.go"
+    code = init.read_text(encoding="utf-8")
+    left_out = []
+    for alias, path in re.findall(r'^\s*(\w+) "([^"]+)"$', code, re.MULTILINE):
+        if any(path == m or path.startswith(m + "/") for m in missing):
+            code = re.sub(rf'^\s*{alias} "{re.escape(path)}"\n', "", code, flags=re.MULTILINE)
+            code = re.sub(rf"^.*\b{alias}\.New\(\).*\n", "", code, flags=re.MULTILINE)
+            left_out.append(path.rsplit("/", 1)[-1])
+    init.write_text(code, encoding="utf-8")
+    return sorted(left_out)
+
+
+class Cache:
+    """The cache folder and its manifest of built components."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.manifest_path = root / "manifest.json"
+        try:
+            self.manifest: dict[str, Any] = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.manifest = {}
+
+    def current(self, key: str, version: str) -> bool:
+        entry = self.manifest.get(key)
+        if not entry or entry.get("version") != version:
+            return False
+        path = self.root / entry["path"]
+        return path.is_file() and sha256(path) == entry["sha256"]
+
+    def record(self, key: str, path: Path, **info: Any) -> None:
+        self.manifest[key] = {
+            **info,
+            "path": str(path.relative_to(self.root)),
+            "sha256": sha256(path),
+        }
+        if key.count("/") == 1:  # a provider: say beside it how it was made (mirrors.provenance)
+            buildinfo = path.parent / BUILDINFO
+            buildinfo.write_text(json.dumps(self.manifest[key], indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.manifest_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.replace(self.manifest_path)
+
+
+def build_terraform(cache: Cache, version: str) -> Path:
+    out = cache.root / "terraform" / version / "terraform"
+    if cache.current("terraform", version):
+        return out
+    src = go_download(GO_MODULES["terraform"], f"v{version}")
+    if isinstance(src, str):
+        raise SystemExit(f"terraform {version}: {src}")
+    with tempfile.TemporaryDirectory(prefix="tf-src-") as tmp:
+        work = Path(tmp) / "terraform"
+        shutil.copytree(src, work)
+        for path in work.rglob("*"):
+            path.chmod(path.stat().st_mode | 0o200)
+        left_out = strip_missing_nested_modules(work)
+        go_build(work, out, "-s -w -X github.com/hashicorp/terraform/version.dev=no")
+    notes = "built from the Go module proxy's zip"
+    if left_out:
+        notes += f"; remote-state backends left out (nested modules not in the zip): {', '.join(left_out)}"
+    cache.record("terraform", out, version=version, kind="built from source",
+                 source=f"{GO_MODULES['terraform']}@v{version}", notes=notes)
+    return out
+
+
+def build_provider(cache: Cache, address: str, version: str) -> Path:
+    out = provider_binary_path(cache.root / "providers", address, version, target())
+    if cache.current(address, version):
+        return out
+    query = PSEUDO_VERSIONS.get((address, version), f"v{version}")
+    src = go_download(GO_MODULES[address], query)
+    if isinstance(src, Path):
+        go_build(src, out, f"-s -w -X main.version={version}")
+        cache.record(address, out, version=version, kind="built from source",
+                     source=f"{GO_MODULES[address]}@{query}", notes="")
+        return out
+    log(f"{address} {version} cannot be built here ({src}); installing the stand-in")
+    subprocess.run(
+        [sys.executable, str(STANDIN), "install", "--mirror", str(cache.root / "providers"),
+         "--python", sys.executable],
+        check=True,
+    )
+    cache.record(address, out, version=version, kind="stand-in",
+                 source="tests/standin/tfprovider.py serving tools/coderbundle/data/kubernetes.json",
+                 notes=f"the real provider could not be built: {src}")
+    return out
+
+
+def build_module_stubs(cache: Cache) -> Path:
+    modules = json.loads(MODULES_DATA.read_text(encoding="utf-8"))["modules"]
+    root = cache.root / "modules"
+    digest = hashlib.sha256(MODULES_DATA.read_bytes()).hexdigest()
+    entry = cache.manifest.get("modules")
+    if entry and entry.get("data_sha256") == digest and root.is_dir():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    for spec in modules.values():
+        write_stub_module(root, spec)
+    index = root / "STUBS.json"
+    index.write_text(json.dumps(sorted(s["source"] + "@" + s["version"] for s in modules.values()),
+                                indent=1) + "\n", encoding="utf-8")
+    cache.record("modules", index, version=str(len(modules)), kind="stubs", data_sha256=digest,
+                 source="tools/coderbundle/data/modules.json",
+                 notes="variables and their types as pinned; outputs are placeholder strings")
+    return root
+
+
+def write_cli_config(cache: Cache) -> Path:
+    config = cache.root / "terraform.tfrc"
+    plugin_cache = cache.root / "plugin-cache"
+    plugin_cache.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        "# Written by scripts/build_tools.py: providers only from the local filesystem mirror.\n"
+        f'plugin_cache_dir = "{plugin_cache}"\n'
+        "plugin_cache_may_break_dependency_lock_file = true\n"
+        "provider_installation {\n"
+        "  filesystem_mirror {\n"
+        f'    path    = "{cache.root / "providers"}"\n'
+        '    include = ["registry.terraform.io/*/*"]\n'
+        "  }\n"
+        "}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    default = Path(os.environ.get("CODERBUNDLE_TOOLS_CACHE", Path.home() / ".cache" / "coderbundle" / "tools"))
+    parser.add_argument("--cache", type=Path, default=default)
+    parser.add_argument("--print-env", action="store_true", help="print export lines for a shell")
+    args = parser.parse_args()
+    if shutil.which("go") is None:
+        raise SystemExit("build-tools: go is not installed; install Go to build terraform and the providers")
+    versions = tomllib.loads(VERSIONS.read_text(encoding="utf-8"))
+    cache = Cache(args.cache.resolve())
+    terraform = build_terraform(cache, versions["terraform"]["version"])
+    for address in ("coder/coder", "hashicorp/kubernetes"):
+        key = address.split("/")[1]
+        build_provider(cache, address, pinned(versions["providers"][key]["version"]))
+    modules = build_module_stubs(cache)
+    config = write_cli_config(cache)
+    for key, entry in sorted(cache.manifest.items()):
+        log(f"{key} {entry['version']}: {entry['kind']} (sha256 {entry['sha256'][:12]}…)")
+    if args.print_env:
+        print(f"export CODERBUNDLE_TERRAFORM={terraform}")
+        print(f"export CODERBUNDLE_PROVIDER_MIRROR={cache.root / 'providers'}")
+        print(f"export CODERBUNDLE_MODULE_MIRROR={modules}")
+        print(f"export CODERBUNDLE_TERRAFORM_CLI_CONFIG={config}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""`coderbundle test` with real terraform and the offline mirrors: every invariant holds on the
+templates, and each one fails, clearly, on a template broken on purpose."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coderbundle import invariants, mirrors
+from coderbundle.pipeline import render_all
+from coderbundle.plantest import parameter_env, test_templates
+from coderbundle.settings import load_settings
+
+TOOLS = ("CODERBUNDLE_TERRAFORM", "CODERBUNDLE_PROVIDER_MIRROR", "CODERBUNDLE_MODULE_MIRROR")
+TOOLS_ENV = {k: os.environ[k] for k in TOOLS if os.environ.get(k)}
+needs_tools = pytest.mark.skipif(
+    len(TOOLS_ENV) < len(TOOLS),
+    reason="no offline terraform toolchain: run `nox -s tools` (needs Go) to build terraform and the providers",
+)
+
+# One deliberate mistake per invariant, as an edit to the rendered python template's source.
+BROKEN = {
+    "stop-keeps-what-developers-own": (
+        "templates/_shared/macros.j2",
+        'resource "kubernetes_persistent_volume_claim_v1" "{{ resource_name }}" {\n',
+        'resource "kubernetes_persistent_volume_claim_v1" "{{ resource_name }}" {\n'
+        "  count = data.coder_workspace.me.start_count\n",
+    ),
+    "start-pod-matches-parameters": (
+        "templates/_shared/workspace.tf.j2",
+        '              cpu    = data.coder_parameter.cpu.value\n',
+        '              cpu    = "1"\n',
+    ),
+    "env-keeps-image-values": (
+        "templates/python/main.tf.j2",
+        'name     = "POETRY_VIRTUALENVS_IN_PROJECT"\n  value    = "true"',
+        'name     = "LANG"\n  value    = "C"',
+    ),
+    "everything-has-its-agent": (
+        "templates/python/main.tf.j2",
+        'resource "coder_env" "poetry_in_project" {\n',
+        'resource "coder_agent" "spare" {\n'
+        '  count = data.coder_workspace.me.start_count\n'
+        '  os    = "linux"\n'
+        '  arch  = "amd64"\n'
+        "}\n\n"
+        'resource "coder_env" "poetry_in_project" {\n',
+    ),
+    "presets-are-accepted": (
+        "templates/_shared/base.tf.j2",
+        '"parameters": {"cpu": "4", "memory": "8", "home_disk_size": disk_default}},',
+        '"parameters": {"cpu": "4", "memory": "8", "home_disk_size": disk_default, "cpus": "4"}},',
+    ),
+    "workspaces-never-share-objects": (
+        "templates/_shared/workspace.tf.j2",
+        '    name        = "coder-${data.coder_workspace.me.id}"\n    namespace   = var.namespace\n',
+        '    name        = "coder-workspace"\n    namespace   = var.namespace\n',
+    ),
+}
+
+
+def _settings(root: Path):
+    return load_settings(root, TOOLS_ENV)
+
+
+@needs_tools
+@pytest.mark.slow
+def test_every_invariant_holds_on_a_real_template(bundle):
+    root = bundle(real=("python",))
+    settings = _settings(root)
+    report = test_templates(render_all(settings), settings)
+    assert report.ok, [str(f) for c in report.cases for f in c.failures]
+    labels = {c.case.label for c in report.cases}
+    assert {"python/defaults/start", "python/defaults/stop", "python/Small/start", "python/Large/stop"} <= labels
+    assert "terraform 1.9.8" in report.toolchain
+    assert "modules: stubs" in report.toolchain
+    # the pod really carries the preset's parameters
+    assert all(c.resources > 0 for c in report.cases)
+
+
+@needs_tools
+@pytest.mark.slow
+def test_each_invariant_fails_on_its_broken_template(bundle, tmp_path):
+    failures: dict[str, list[str]] = {}
+    for invariant, (rel, old, new) in BROKEN.items():
+        root = tmp_path / invariant
+        root.mkdir()
+        shutil.copytree(bundle(real=("python",)), root, dirs_exist_ok=True)
+        shutil.rmtree(tmp_path / "bundle")
+        path = root / rel
+        text = path.read_text()
+        assert old in text, f"{invariant}: the edit no longer applies to {rel}"
+        path.write_text(text.replace(old, new, 1))
+        settings = _settings(root)
+        report = test_templates(render_all(settings), settings)
+        failures[invariant] = [str(f) for c in report.cases for f in c.failures]
+    for invariant, found in failures.items():
+        named = [f for f in found if f.startswith(f"[{invariant}]")]
+        assert named, f"{invariant} did not fire: {found}"
+        assert all("; fix: " in f for f in named)
+
+
+def test_every_invariant_is_documented():
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "rules.md").read_text()
+    for invariant in invariants.INVARIANTS:
+        assert f"### {invariant.name}" in docs, invariant.name
+        assert invariant.doc
+    assert set(BROKEN) == {i.name for i in invariants.INVARIANTS}
+
+
+def test_parameter_values_reach_the_provider_as_the_provisioner_passes_them():
+    # terraform-provider-coder provider/parameter.go: CODER_PARAMETER_ + hex(sha256(name))
+    assert parameter_env("cpu") == "CODER_PARAMETER_68ab84f7c6d0f5781585eb1b5289499fb29081b918f71ebddb5f72021c9ef9c5"
+
+
+def test_image_env_reads_base_and_child_dockerfiles(tmp_path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "Dockerfile").write_text("ENV PATH=/usr/bin:/bin \\\n    LANG=C.UTF-8\n")
+    (tmp_path / "go").mkdir()
+    (tmp_path / "go" / "Dockerfile").write_text("ENV PATH=/usr/local/go/bin:${PATH}\nENV GOFLAGS -mod=mod\n")
+    assert invariants.image_env(tmp_path, "go") == {
+        "PATH": "/usr/local/go/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "GOFLAGS": "-mod=mod",
+    }
+
+
+def test_module_registry_serves_stubs_to_real_terraform(tmp_path):
+    terraform = TOOLS_ENV.get("CODERBUNDLE_TERRAFORM") or shutil.which("terraform")
+    if terraform is None:
+        pytest.skip("terraform is not installed")
+    spec = {
+        "source": "registry.coder.com/coder/example/coder",
+        "version": "1.2.3",
+        "variables": {"agent_id": {"type": "string", "required": True},
+                      "folder": {"type": "string", "required": False}},
+        "outputs": ["url"],
+    }
+    mirror = tmp_path / "modules"
+    mirrors.write_stub_module(mirror, spec)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "main.tf").write_text(
+        'module "example" {\n  source   = "registry.coder.com/coder/example/coder"\n'
+        '  version  = "1.2.3"\n  agent_id = "x"\n  folder   = "/home/coder"\n}\n'
+        'output "url" { value = module.example.url }\n'
+    )
+    with mirrors.serve_modules(mirror) as registry:
+        config = mirrors.cli_config(tmp_path / "tf.rc", provider_mirror=None, registry=registry,
+                                    plugin_cache=None)
+        env = {**os.environ, "TF_CLI_CONFIG_FILE": str(config)}
+        init = subprocess.run([terraform, "init", "-backend=false", "-no-color"], cwd=work, env=env,
+                              capture_output=True, text=True, check=False)
+        assert init.returncode == 0, init.stderr
+        assert "1.2.3" in init.stdout
+        (work / "main.tf").write_text((work / "main.tf").read_text().replace('folder   = "/home/coder"\n',
+                                                                             'folder   = "/home/coder"\n  typo = 1\n'))
+        check = subprocess.run([terraform, "validate", "-json", "-no-color"], cwd=work, env=env,
+                               capture_output=True, text=True, check=False)
+    diagnostics = json.loads(check.stdout)["diagnostics"]
+    assert any("typo" in d["detail"] for d in diagnostics), diagnostics
+
+
+def test_cli_test_refuses_clearly_without_a_toolchain(bundle):
+    root = bundle(real=("python",))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CODERBUNDLE_")}
+    env["CODERBUNDLE_TERRAFORM"] = "no-such-terraform"
+    proc = subprocess.run([sys.executable, "-m", "coderbundle", "--root", str(root), "test"],
+                          capture_output=True, text=True, check=False, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "nox -s tools" in proc.stderr
