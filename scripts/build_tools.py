@@ -53,7 +53,9 @@ from coderbundle.mirrors import BUILDINFO, provider_binary_path, write_stub_modu
 
 VERSIONS = ROOT / "templates" / "_shared" / "versions.toml"
 MODULES_DATA = ROOT / "tools" / "coderbundle" / "data" / "modules.json"
-STANDIN = ROOT / "tests" / "standin" / "tfprovider.py"
+STANDIN = ROOT / "tests" / "standin" / "kubernetes_provider.py"
+STANDIN_SOURCES = (STANDIN, ROOT / "tests" / "standin" / "kubernetes_provider_server.py",
+                   ROOT / "tools" / "coderbundle" / "data" / "kubernetes.json")
 GO_MODULES = {
     "terraform": "github.com/hashicorp/terraform",
     "coder/coder": "github.com/coder/terraform-provider-coder/v2",
@@ -151,9 +153,9 @@ class Cache:
         except (OSError, ValueError):
             self.manifest = {}
 
-    def current(self, key: str, version: str) -> bool:
+    def current(self, key: str, version: str, inputs: str = "") -> bool:
         entry = self.manifest.get(key)
-        if not entry or entry.get("version") != version:
+        if not entry or entry.get("version") != version or entry.get("inputs", "") != inputs:
             return False
         path = self.root / entry["path"]
         return path.is_file() and sha256(path) == entry["sha256"]
@@ -195,9 +197,29 @@ def build_terraform(cache: Cache, version: str) -> Path:
     return out
 
 
+def standin_python(cache: Cache) -> str:
+    """A virtualenv in the cache with the stand-in's packages (dependency group ``standin``)."""
+    venv = cache.root / "standin-venv"
+    python = venv / "bin" / "python"
+    groups = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["dependency-groups"]
+    marker = venv / "requirements.txt"
+    wanted = "\n".join(groups["standin"]) + "\n"
+    if python.is_file() and marker.is_file() and marker.read_text(encoding="utf-8") == wanted:
+        return str(python)
+    log(f"creating {venv} for the stand-in provider")
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", *groups["standin"]], check=True)
+    marker.write_text(wanted, encoding="utf-8")
+    return str(python)
+
+
 def build_provider(cache: Cache, address: str, version: str) -> Path:
     out = provider_binary_path(cache.root / "providers", address, version, target())
-    if cache.current(address, version):
+    standin_inputs = hashlib.sha256(b"".join(p.read_bytes() for p in STANDIN_SOURCES)).hexdigest()
+    entry = cache.manifest.get(address, {})
+    inputs = standin_inputs if entry.get("kind") == "stand-in" else ""
+    if cache.current(address, version, inputs):
         return out
     query = PSEUDO_VERSIONS.get((address, version), f"v{version}")
     src = go_download(GO_MODULES[address], query)
@@ -208,13 +230,13 @@ def build_provider(cache: Cache, address: str, version: str) -> Path:
         return out
     log(f"{address} {version} cannot be built here ({src}); installing the stand-in")
     subprocess.run(
-        [sys.executable, str(STANDIN), "install", "--mirror", str(cache.root / "providers"),
-         "--python", sys.executable],
+        [standin_python(cache), str(STANDIN), "install", "--mirror", str(cache.root / "providers"),
+         "--python", standin_python(cache)],
         check=True,
     )
-    cache.record(address, out, version=version, kind="stand-in",
-                 source="tests/standin/tfprovider.py serving tools/coderbundle/data/kubernetes.json",
-                 notes=f"the real provider could not be built: {src}")
+    cache.record(address, out, version=version, kind="stand-in", inputs=standin_inputs,
+                 source="tests/standin/kubernetes_provider_server.py serving tools/coderbundle/data/kubernetes.json",
+                 notes=f"the real provider could not be built from source here: {src}")
     return out
 
 

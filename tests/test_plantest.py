@@ -14,7 +14,7 @@ import pytest
 
 from coderbundle import invariants, mirrors
 from coderbundle.pipeline import render_all
-from coderbundle.plantest import parameter_env, test_templates
+from coderbundle.plantest import parameter_env, plan_templates
 from coderbundle.settings import load_settings
 
 TOOLS = ("CODERBUNDLE_TERRAFORM", "CODERBUNDLE_PROVIDER_MIRROR", "CODERBUNDLE_MODULE_MIRROR")
@@ -27,10 +27,9 @@ needs_tools = pytest.mark.skipif(
 # One deliberate mistake per invariant, as an edit to the rendered python template's source.
 BROKEN = {
     "stop-keeps-what-developers-own": (
-        "templates/_shared/macros.j2",
-        'resource "kubernetes_persistent_volume_claim_v1" "{{ resource_name }}" {\n',
-        'resource "kubernetes_persistent_volume_claim_v1" "{{ resource_name }}" {\n'
-        "  count = data.coder_workspace.me.start_count\n",
+        "templates/_shared/workspace.tf.j2",
+        "  count            = data.coder_workspace.me.start_count\n  depends_on",
+        "  count            = 1\n  depends_on",
     ),
     "start-pod-matches-parameters": (
         "templates/_shared/workspace.tf.j2",
@@ -65,7 +64,12 @@ BROKEN = {
 }
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
 def _settings(root: Path):
+    if not (root / "images").exists():  # the invariants read the images' ENV
+        shutil.copytree(REPO / "images", root / "images")
     return load_settings(root, TOOLS_ENV)
 
 
@@ -74,7 +78,7 @@ def _settings(root: Path):
 def test_every_invariant_holds_on_a_real_template(bundle):
     root = bundle(real=("python",))
     settings = _settings(root)
-    report = test_templates(render_all(settings), settings)
+    report = plan_templates(render_all(settings), settings)
     assert report.ok, [str(f) for c in report.cases for f in c.failures]
     labels = {c.case.label for c in report.cases}
     assert {"python/defaults/start", "python/defaults/stop", "python/Small/start", "python/Large/stop"} <= labels
@@ -98,7 +102,8 @@ def test_each_invariant_fails_on_its_broken_template(bundle, tmp_path):
         assert old in text, f"{invariant}: the edit no longer applies to {rel}"
         path.write_text(text.replace(old, new, 1))
         settings = _settings(root)
-        report = test_templates(render_all(settings), settings)
+        presets = invariant == "presets-are-accepted"
+        report = plan_templates(render_all(settings), settings, presets=presets)
         failures[invariant] = [str(f) for c in report.cases for f in c.failures]
     for invariant, found in failures.items():
         named = [f for f in found if f.startswith(f"[{invariant}]")]

@@ -75,8 +75,10 @@ class Planned:
     settings: Settings
 
     def resources(self) -> list[dict[str, Any]]:
-        """Every planned resource and data source (modules included)."""
-        return list(_walk(self.plan.get("planned_values", {}).get("root_module", {})))
+        """Every planned resource, and every data source read while planning (modules included)."""
+        planned = list(_walk(self.plan.get("planned_values", {}).get("root_module", {})))
+        read = _walk(self.plan.get("prior_state", {}).get("values", {}).get("root_module", {}))
+        return planned + [r for r in read if r.get("mode") == "data"]
 
     def of_type(self, *types: str) -> list[dict[str, Any]]:
         """Planned managed resources of these types."""

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from coderbundle.render import RenderedTemplate
     from coderbundle.settings import Settings
 
-__all__ = ["Case", "TestReport", "print_test_report", "test_templates"]
+__all__ = ["Case", "PlanReport", "print_plan_report", "plan_templates"]
 
 DEFAULTS = "defaults"
 TRANSITIONS = ("start", "stop")
@@ -73,7 +73,7 @@ class Case:
 
 
 @dataclass
-class TestReport:
+class PlanReport:
     """Every case planned and every invariant failure found."""
 
     cases: list[invariants.CaseResult] = field(default_factory=list)
@@ -155,9 +155,9 @@ def _presets(plan: dict[str, Any]) -> list[tuple[str, tuple[tuple[str, str], ...
     return found
 
 
-def _cases(template: str, plan: dict[str, Any]) -> list[Case]:
+def _cases(template: str, plan: dict[str, Any], *, presets: bool) -> list[Case]:
     cases = [Case(template, DEFAULTS, "stop")]
-    for name, values in _presets(plan):
+    for name, values in _presets(plan) if presets else ():
         cases += [Case(template, name, t, parameters=values) for t in TRANSITIONS]
     cases.append(Case(template, DEFAULTS, "start", owner=SECOND))
     return cases
@@ -173,21 +173,26 @@ def _init_all(rendered: Sequence[RenderedTemplate], scratch: Path, tc: terraform
         list(pool.map(init, rendered))
 
 
-def test_templates(rendered: Sequence[RenderedTemplate], settings: Settings) -> TestReport:
-    """Plan every case of every rendered template and check the invariants."""
+def plan_templates(
+    rendered: Sequence[RenderedTemplate], settings: Settings, *, presets: bool = True
+) -> PlanReport:
+    """Plan every case of every rendered template and check the invariants.
+
+    ``presets=False`` plans only the all-defaults cases (start, stop, a second workspace).
+    """
     scratch = settings.build_dir / ".cache" / "terraform" / "test"
     with terraform.toolchain(settings) as tc:
         if reason := (terraform.why_skip(rendered[0].path, tc) if rendered else ""):
             msg = f"coderbundle test cannot plan: {reason}"
             raise UsageError(msg)
         _init_all(rendered, scratch, tc)
-        report = TestReport(toolchain=tc.summary)
+        report = PlanReport(toolchain=tc.summary)
         firsts = [Case(r.name, DEFAULTS, "start") for r in rendered]
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             first_plans = list(pool.map(lambda c: _plan(scratch / c.template, c, tc), firsts))
             more = [
                 c for case, plan in zip(firsts, first_plans, strict=True) if isinstance(plan, dict)
-                for c in _cases(case.template, plan)
+                for c in _cases(case.template, plan, presets=presets)
             ]
             more_plans = list(pool.map(lambda c: _plan(scratch / c.template, c, tc), more))
         plans = dict(zip([*firsts, *more], [*first_plans, *more_plans], strict=True))
@@ -197,7 +202,7 @@ def test_templates(rendered: Sequence[RenderedTemplate], settings: Settings) -> 
         return report
 
 
-def print_test_report(report: TestReport, *, fmt: str = "text") -> None:
+def print_plan_report(report: PlanReport, *, fmt: str = "text") -> None:
     """A table of cases (stderr) with every failure and its fix, or JSON on stdout."""
     if fmt == "json":
         print(json.dumps(report.to_json(), indent=2, sort_keys=True))  # noqa: T201
