@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
 import yaml
 
+from coderbundle.discover import Tool, find_templates
+from coderbundle.errors import SettingsError
 from coderbundle.pipeline import render_all
 from coderbundle.settings import load_settings
 
@@ -55,3 +60,43 @@ def test_jinja_sources_render_with_context(bundle):
     assert 'cpu = "500m"' in text
     assert 'name = "good"' in text
     assert "info.tf.j2" not in rendered.files
+
+
+def _add_tools(root, text):
+    settings = root / "templates" / "good" / "template.toml"
+    settings.write_text(settings.read_text() + text)
+
+
+def test_tools_reach_the_settings_and_the_readme_context(bundle):
+    root = bundle("good")
+    _add_tools(root, '\n[[tools]]\nname = "Git"\ncheck = "git --version"\n')
+    (root / "templates" / "good" / "tools.md.j2").write_text(
+        "{% for t in template.tools %}{{ t.name }}: {{ t.check }}\n{% endfor %}"
+    )
+    (rendered,) = render(root)
+    assert rendered.template.settings.tools == (Tool("Git", "git --version"),)
+    assert (rendered.path / "tools.md").read_text() == "Git: git --version\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('\ntools = "git"\n', "array of tables"),
+        ('\n[[tools]]\nname = "Git"\n', "exactly a non-empty 'name' and 'check'"),
+        ('\n[[tools]]\nname = "Git"\ncheck = ""\n', "exactly a non-empty 'name' and 'check'"),
+        ('\n[[tools]]\nname = "Git"\ncheck = "git --version"\nversion = "2"\n', "exactly a non-empty"),
+        (
+            (
+                '\n[[tools]]\nname = "Git"\ncheck = "git --version"\n'
+                '[[tools]]\nname = "Git"\ncheck = "git help"\n'
+            ),
+            "repeats the name 'Git'",
+        ),
+    ],
+)
+def test_bad_tools_entries_are_refused_with_the_file(bundle, text, message):
+    root = bundle("good")
+    _add_tools(root, text)
+    with pytest.raises(SettingsError, match=re.escape(message)) as caught:
+        find_templates(root / "templates")
+    assert "template.toml" in str(caught.value)

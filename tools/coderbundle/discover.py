@@ -17,14 +17,23 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-__all__ = ["SETTINGS_FILE", "Template", "TemplateSettings", "find_templates"]
+__all__ = ["SETTINGS_FILE", "Template", "TemplateSettings", "Tool", "find_templates"]
 
 SETTINGS_FILE = "template.toml"
 # codersdk/name.go: template names are short, alphanumeric with single hyphens.
 _NAME = re.compile(r"^[a-zA-Z0-9]+(?:-[a-zA-Z0-9]+)*$")
 _REQUIRED = ("display_name", "description", "icon", "tags", "image")
-_KNOWN = {*_REQUIRED, "agent_description", "offers", "variables"}
+_KNOWN = {*_REQUIRED, "agent_description", "offers", "tools", "variables"}
 _VARIABLE_KEYS = {"env", "description"}
+_TOOL_KEYS = {"name", "check"}
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A tool the template's README promises: ``check`` must exit 0 in the running workspace."""
+
+    name: str
+    check: str
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,9 @@ class TemplateSettings:
     # Terraform variables set at publish time from the environment:
     # {"anthropic_api_key": {"env": "ANTHROPIC_API_KEY", "description": "..."}}.
     variables: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The tools the README promises, one [[tools]] table each: the README lists them
+    # and the image start test runs each ``check`` in a started workspace.
+    tools: tuple[Tool, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,7 +89,31 @@ def _load_settings(folder: Path) -> TemplateSettings:
         if not isinstance(spec, dict) or "env" not in spec or set(spec) - _VARIABLE_KEYS:
             msg = f"{path}: variables.{name} needs exactly an 'env' key (and an optional 'description')"
             raise SettingsError(msg)
-    return TemplateSettings(**{**data, "tags": tuple(data["tags"])})
+    tools = _load_tools(path, data.get("tools", []))
+    return TemplateSettings(**{**data, "tags": tuple(data["tags"]), "tools": tools})
+
+
+def _load_tools(path: Path, entries: object) -> tuple[Tool, ...]:
+    """``[[tools]]`` tables with exactly a non-empty ``name`` and ``check``, names unique."""
+    if not isinstance(entries, list):
+        msg = f'{path}: \'tools\' must be an array of tables: [[tools]] name = "..." check = "..."'
+        raise SettingsError(msg)
+    tools: list[Tool] = []
+    for index, entry in enumerate(entries, 1):
+        if (
+            not isinstance(entry, dict)
+            or set(entry) != _TOOL_KEYS
+            or not all(isinstance(v, str) and v.strip() for v in entry.values())
+        ):
+            msg = (
+                f"{path}: tools entry {index} needs exactly a non-empty 'name' and 'check' (a shell command)"
+            )
+            raise SettingsError(msg)
+        if any(t.name == entry["name"] for t in tools):
+            msg = f"{path}: tools entry {index} repeats the name {entry['name']!r}; give each tool one entry"
+            raise SettingsError(msg)
+        tools.append(Tool(entry["name"], entry["check"]))
+    return tuple(tools)
 
 
 def find_templates(templates_dir: Path, names: Sequence[str] = ()) -> list[Template]:
