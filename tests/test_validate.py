@@ -98,3 +98,23 @@ def test_unchanged_rerun_comes_from_the_cache(bundle):
     main.write_text(main.read_text().replace('slug     = "hello-app"', 'slug     = "hello-web"'))
     third = run(root, use_cache=True)
     assert [r.cached for r in third.results] == [True, False]
+
+
+def test_findings_flow_one_way_validate_imports_rules_never_back():
+    """rules/ and the schema checks take Problem from findings.py; nothing they load imports validate."""
+    import ast  # noqa: PLC0415
+
+    from coderbundle import findings, validate  # noqa: PLC0415
+
+    package = Path(validate.__file__).parent
+    checked = [*sorted((package / "rules").glob("*.py")), *sorted(package.glob("schema*.py"))]
+    checked.append(package / "findings.py")
+    for path in checked:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or "", *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            assert not any(n == "coderbundle.validate" for n in names), f"{path.name} imports validate"
+    assert validate.Problem is findings.Problem  # the old import path still names the same type

@@ -26,7 +26,7 @@ from coderbundle.schema_blocks import (
     suggest,
     type_matches,
 )
-from coderbundle.validate import Problem
+from coderbundle.findings import Problem
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
