@@ -16,6 +16,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from coderbundle import hcl
+from coderbundle.findings import Problem
 from coderbundle.schema_blocks import (
     Provider,
     check_resource,
@@ -26,7 +27,6 @@ from coderbundle.schema_blocks import (
     suggest,
     type_matches,
 )
-from coderbundle.findings import Problem
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping

@@ -71,4 +71,4 @@ def line_of(block: Block, name: str) -> int:
 
 
 # Importing the rule modules registers their rules (order = report order).
-from coderbundle.rules import workspace, ui, variables, references, readme  # noqa: E402, F401, I001
+from coderbundle.rules import workspace, ui, variables, references, readme, image  # noqa: E402, F401, I001
