@@ -93,6 +93,12 @@ def _dns_subdomain(text: str) -> str:
     return ""
 
 
+def _dns_label(text: str) -> str:
+    if len(text) > 63 or not re.fullmatch(_DNS_LABEL, text):
+        return "is not a DNS-1123 label (lowercase letters, digits and '-', at most 63)"
+    return ""
+
+
 def _dns_label_prefix(text: str) -> str:
     core = text[:-1] + "a" if text.endswith("-") else text
     if len(core) > 63 or not re.fullmatch(_DNS_LABEL, core):
@@ -226,6 +232,7 @@ def cron_problem(text: str, *, seconds: bool, descriptors: bool, minute_any: boo
 
 _FORMATS: dict[str, Callable[[str], str]] = {
     "dns1123_subdomain": _dns_subdomain,
+    "dns1123_label": _dns_label,
     "dns1123_label_prefix": _dns_label_prefix,
     "path_segment_name": _path_segment,
     "port_num_or_name": _port_num_or_name,
@@ -235,7 +242,10 @@ _FORMATS: dict[str, Callable[[str], str]] = {
     "timezone": _timezone,
 }
 # Characters a literal part of an interpolated value may hold, per format.
-_FRAGMENT_CHARS = {"dns1123_subdomain": re.compile(r"^[a-z0-9.-]*$")}
+_FRAGMENT_CHARS = {
+    "dns1123_subdomain": re.compile(r"^[a-z0-9.-]*$"),
+    "dns1123_label": re.compile(r"^[a-z0-9-]*$"),
+}
 
 
 def _scalar_problem(check: dict[str, Any], value: Any) -> str:  # noqa: C901, PLR0911, PLR0912 - one dispatch table
@@ -303,7 +313,9 @@ def _fragment_problem(check: dict[str, Any], value: Any) -> str:
     if chars is None or parts is None:
         return ""
     if any(not chars.match(p) for p in parts):
-        return "has characters a DNS-1123 name cannot hold (lowercase letters, digits, '-', '.')"
+        dot = ", '.'" if check["check"] == "dns1123_subdomain" else ""
+        allowed = f"lowercase letters, digits, '-'{dot}"
+        return f"has characters a DNS-1123 name cannot hold ({allowed})"
     if (parts[0] and not parts[0][0].isalnum()) or (parts[-1] and not parts[-1][-1].isalnum()):
         return "must start and end with a lowercase letter or digit"
     return ""
@@ -381,7 +393,7 @@ def _form_type(block: hcl.Block, check: dict[str, Any]) -> Iterator[tuple[int, s
     form = str(hcl.literal(raw))
     has = "options" if block.children("option") else "no_options"
     allowed = check["table"][kind][has]
-    if form and form != "error" and form not in allowed:
+    if form and form not in allowed:
         state = "with options" if has == "options" else "without options"
         msg = f'form_type "{form}" is not allowed for type "{kind}" {state}; use one of {", ".join(allowed)}'
         yield block.attributes["form_type"].line, msg
@@ -462,6 +474,7 @@ def check_values(block: hcl.Block, file: str, problems: list[Problem]) -> None:
         return
     target = f"data.{block.labels[0]}" if block.type == "data" else block.labels[0]
     where = f"{target}.{block.labels[1]}"
+    reported: set[int] = set()  # the API's check adds nothing where the provider's already failed
     for check, label in load_validators().get(target, []):
         if check.get("covered_by"):
             continue
@@ -474,5 +487,8 @@ def check_values(block: hcl.Block, file: str, problems: list[Problem]) -> None:
         by = "the Kubernetes API rejects it at apply" if api else f"{label} rejects it"
         by += ", fix the value"
         for line, message in found:
+            if api and line in reported:
+                continue
+            reported.add(line)
             text = message if ";" in message else f"{message}; {by}"
             problems.append(Problem(file=file, line=line, rule=RULE, message=text))
