@@ -347,26 +347,29 @@ def _matches(pattern: tuple[str, ...], path: tuple[str, ...]) -> bool:
     return bool(path) and path[0] in head.split("|") and _matches(rest, path[1:])
 
 
-def _located(block: hcl.Block, dotted: str) -> Iterator[tuple[str, hcl.Attribute]]:
-    """``(path.to.attribute, attribute)`` for each attribute ``dotted`` names below ``block``."""
+_Walked = list[tuple[tuple[str, ...], hcl.Block]]
+
+
+def _located(walked: _Walked, dotted: str) -> Iterator[tuple[str, hcl.Attribute]]:
+    """``(path.to.attribute, attribute)`` for each attribute ``dotted`` names in the walked blocks."""
     *blocks, attr = dotted.split(".")
-    for path, found in _walk(block):
+    for path, found in walked:
         if _matches(tuple(blocks), path) and attr in found.attributes:
             yield ".".join((*path, attr)), found.attributes[attr]
 
 
-def _value_checks(block: hcl.Block, where: str, check: dict[str, Any]) -> Iterator[tuple[int, str]]:
+def _value_checks(walked: _Walked, where: str, check: dict[str, Any]) -> Iterator[tuple[int, str]]:
     kind = check["check"]
     if kind == "unique":
         seen: set[str] = set()
-        for _, attr in _located(block, check["path"]):
+        for _, attr in _located(walked, check["path"]):
             text = _text(attr.value)
             if text is not None and text in seen:
                 yield attr.line, f'"{check["path"]}" in {where} repeats "{text}"; use each value once'
             if text is not None:
                 seen.add(text)
         return
-    for name, attr in _located(block, check["path"]):
+    for name, attr in _located(walked, check["path"]):
         at = f'"{name}" in {where}'
         if kind.endswith("_map"):
             for why in _map_problems(kind, attr.value):
@@ -474,15 +477,17 @@ def check_values(block: hcl.Block, file: str, problems: list[Problem]) -> None:
         return
     target = f"data.{block.labels[0]}" if block.type == "data" else block.labels[0]
     where = f"{target}.{block.labels[1]}"
+    checks = load_validators().get(target, [])
     reported: set[int] = set()  # the API's check adds nothing where the provider's already failed
-    for check, label in load_validators().get(target, []):
+    walked = list(_walk(block)) if checks else []
+    for check, label in checks:
         if check.get("covered_by"):
             continue
         found: Iterator[tuple[int, str]]
         if check["check"] in _BLOCK_CHECKS:
             found = ((line, f"{where}: {msg}") for line, msg in _BLOCK_CHECKS[check["check"]](block, check))
         else:
-            found = _value_checks(block, where, check)
+            found = _value_checks(walked, where, check)
         api = check.get("enforced_by") == "api"
         by = "the Kubernetes API rejects it at apply" if api else f"{label} rejects it"
         by += ", fix the value"
