@@ -259,3 +259,15 @@ def test_label_keys_are_qualified_names(key, ok):
     from coderbundle.schema_values import qualified_name  # noqa: PLC0415
 
     assert (qualified_name(key) == "") is ok
+
+
+def test_parameter_rules_wait_for_a_type_that_is_an_expression():
+    text = """data "coder_parameter" "n" {
+  name = "n"
+  type = var.kind
+  validation {
+    min = 1
+  }
+}
+"""
+    assert check_text(text) == []

@@ -37,6 +37,7 @@ _QUANTITY = re.compile(
 )
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _INTERPOLATION = re.compile(r"(?<!\$)\$\{[^{}]*\}")
+_GO_FLOAT = re.compile(r"[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity|nan)", re.IGNORECASE)
 _GO_BOOL = {"1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"}
 
 
@@ -405,7 +406,7 @@ def _form_type(block: hcl.Block, check: dict[str, Any]) -> Iterator[tuple[int, s
 def _validation(block: hcl.Block) -> Iterator[tuple[int, str]]:
     kind = _param_type(block)
     for v in block.children("validation"):
-        if kind != "number":
+        if kind not in {"number", None}:
             for key in ("min", "max", "monotonic"):
                 if key in v.attributes:
                     msg = f'validation "{key}" is for number parameters, not {kind}; remove it'
@@ -432,7 +433,7 @@ def _options(block: hcl.Block) -> Iterator[tuple[int, str]]:
         if text is None:
             continue
         bad = (
-            (kind == "number" and not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text))
+            (kind == "number" and not _GO_FLOAT.fullmatch(text))
             or (kind == "bool" and text not in _GO_BOOL)
             or (kind == "list(string)" and not _is_string_list(text))
         )
