@@ -64,9 +64,10 @@ def _toml(data: dict) -> str:
 
 
 def make_bundle(root: Path, *fixtures: str, real: tuple[str, ...] = ()) -> Path:
-    """A bundle at ``root``: the repo's bundle.toml and _shared, plus fixture or real templates."""
+    """A bundle at ``root``: the repo's bundle.toml, _shared and images, plus fixture or real templates."""
     (root / "templates").mkdir(parents=True)
     shutil.copy(REPO / "bundle.toml", root / "bundle.toml")
+    shutil.copytree(REPO / "images", root / "images")  # the rules read the templates' image Dockerfiles
     shutil.copytree(REPO / "templates" / "_shared", root / "templates" / "_shared")
     for name in fixtures:
         materialize_case(name, root / "templates" / name)

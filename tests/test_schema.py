@@ -175,3 +175,99 @@ def test_data_files_record_versions_and_match_versions_toml():
 def test_loading_is_cached():
     assert schema.load_providers() is schema.load_providers()
     assert schema.load_modules() is schema.load_modules()
+
+
+MUTATIONS = [
+    ('type = "Recreate"', 'type = "RollingUpdatee"'),
+    ('access_modes       = ["ReadWriteOnce"]', 'access_modes       = ["ReadWriteOne"]'),
+    ('fs_group_change_policy = "OnRootMismatch"', 'fs_group_change_policy = "OnMismatch"'),
+    ('startup_script_behavior = "blocking"', 'startup_script_behavior = "block"'),
+    ("threshold = 90", "threshold = 190"),
+    ('kind      = "ClusterRole"', 'kind      = "Clusterrole"'),
+    ('name        = "coder-ws-${', 'name        = "Coder_ws-${'),
+]
+
+
+@pytest.fixture(scope="module")
+def kubernetes_main(tmp_path_factory):
+    from coderbundle.discover import find_templates  # noqa: PLC0415
+    from coderbundle.render import render_template  # noqa: PLC0415
+    from coderbundle.settings import load_settings  # noqa: PLC0415
+
+    settings = load_settings(ROOT, {})
+    (template,) = find_templates(settings.templates_dir, ["kubernetes"])
+    rendered = render_template(template, settings, tmp_path_factory.mktemp("rendered"))
+    return (rendered.path / "main.tf").read_text("utf-8")
+
+
+@pytest.mark.parametrize(("old", "new"), MUTATIONS)
+def test_provider_validators_reach_the_real_templates_values(kubernetes_main, old, new):
+    """CS110's paths match the real template's structure: one wrong literal, one CS110."""
+    assert check_text(kubernetes_main) == []
+    assert old in kubernetes_main
+    assert check_text(kubernetes_main.replace(old, new, 1)).count("CS110") >= 1
+    assert set(check_text(kubernetes_main.replace(old, new, 1))) == {"CS110"}
+
+
+def test_validator_data_records_its_sources_and_every_check_kind_is_implemented():
+    from coderbundle import schema_values  # noqa: PLC0415
+
+    data = json.loads((ROOT / "tools" / "coderbundle" / "data" / "validators.json").read_text("utf-8"))
+    assert data["providers"]["coder/coder"]["version"] == "2.18.0"
+    assert data["providers"]["hashicorp/kubernetes"]["version"] == "2.38.0"
+    kinds = {c["check"] for p in data["providers"].values() for c in p["checks"]}
+    source = Path(schema_values.__file__).read_text("utf-8")
+    for kind in kinds:
+        assert f'"{kind}"' in source, f"check kind {kind} has no implementation"
+    for provider in data["providers"].values():
+        for check in provider["checks"]:
+            assert check["from"], check
+
+
+@pytest.mark.parametrize(
+    ("cron", "seconds", "ok"),
+    [
+        ("0 0 22 * * *", True, True),
+        ("*/5 * * * *", True, True),  # five fields parse too: day of week is optional
+        ("@daily", True, True),
+        ("0 0 24 * * *", True, False),
+        ("0 0 22 * * MON-FRI", True, True),
+        ("0 0 22 * * XYZ", True, False),
+        ("* 8-18 * * 1-5", False, True),
+        ("* 8-18 * *", False, False),
+    ],
+)
+def test_cron_grammar_follows_robfig_cron(cron, seconds, ok):
+    from coderbundle.schema_values import cron_problem  # noqa: PLC0415
+
+    assert (cron_problem(cron, seconds=seconds, descriptors=seconds) == "") is ok
+
+
+@pytest.mark.parametrize(
+    ("key", "ok"),
+    [
+        ("app.kubernetes.io/name", True),
+        ("com.coder.workspace.id", True),
+        ("name", True),
+        ("/name", False),
+        ("Example.COM/name", False),
+        ("-name", False),
+        ("a" * 64, False),
+    ],
+)
+def test_label_keys_are_qualified_names(key, ok):
+    from coderbundle.schema_values import qualified_name  # noqa: PLC0415
+
+    assert (qualified_name(key) == "") is ok
+
+
+def test_parameter_rules_wait_for_a_type_that_is_an_expression():
+    text = """data "coder_parameter" "n" {
+  name = "n"
+  type = var.kind
+  validation {
+    min = 1
+  }
+}
+"""
+    assert check_text(text) == []

@@ -96,3 +96,99 @@ def test_unchanged_rerun_comes_from_the_cache(bundle):
     main.write_text(main.read_text().replace('slug     = "hello-app"', 'slug     = "hello-web"'))
     third = run(root, use_cache=True)
     assert [r.cached for r in third.results] == [True, False]
+
+
+def test_findings_flow_one_way_validate_imports_rules_never_back():
+    """rules/ and the schema checks take Problem from findings.py; nothing they load imports validate."""
+    import ast  # noqa: PLC0415
+
+    from coderbundle import findings, validate  # noqa: PLC0415
+
+    package = Path(validate.__file__).parent
+    checked = [*sorted((package / "rules").glob("*.py")), *sorted(package.glob("schema*.py"))]
+    checked.append(package / "findings.py")
+    for path in checked:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or "", *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            assert not any(n == "coderbundle.validate" for n in names), f"{path.name} imports validate"
+    assert validate.Problem is findings.Problem  # the old import path still names the same type
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_real_templates_keep_path_and_ship_their_modules_commands(bundle):
+    """Issue 12 defects 1 and 2: PATH replaced (nodejs, python, go) and goose without bzip2 (all five)."""
+    root = bundle(real=("docker", "go", "kubernetes", "nodejs", "python"))
+    settings = load_settings(root, {"CODERBUNDLE_TERRAFORM_VALIDATE": "never"})
+    report = validate_templates(render_all(settings, ()), settings, use_cache=False)
+    found = [str(p) for r in report.results for p in r.problems if p.rule in {"CB124", "CB125", "CS110"}]
+    assert found == []
+    assert len(report.results) == 5
+
+
+def test_module_command_table_describes_every_pinned_module_version():
+    import tomllib  # noqa: PLC0415
+
+    from coderbundle.rules.image import _data  # noqa: PLC0415
+
+    table = _data("module_commands.json")["modules"]
+    pins = tomllib.loads((REPO / "templates" / "_shared" / "versions.toml").read_text())["modules"]
+    for name, pin in pins.items():
+        assert pin["source"] in table, f"{name}: add it to data/module_commands.json"
+        assert table[pin["source"]]["version"] == pin["version"], f"{name}: table describes another version"
+    assert "bzip2" in table["registry.coder.com/coder/goose/coder"]["needs"]
+
+
+def test_image_command_table_knows_every_apt_package_of_the_images():
+    from coderbundle.rules.image import _APT, _data, instructions  # noqa: PLC0415
+
+    apt = _data("image_commands.json")["apt"]
+    for dockerfile in sorted((REPO / "images").glob("*/Dockerfile")):
+        for _, keyword, rest in instructions(dockerfile.read_text()):
+            for group in _APT.findall(rest) if keyword == "RUN" else []:
+                for package in (t for t in group.split() if not t.startswith("-")):
+                    assert package in apt, f"{dockerfile}: add {package} to data/image_commands.json"
+
+
+def test_image_facts_come_from_the_real_dockerfiles():
+    from coderbundle.rules.image import image_facts  # noqa: PLC0415
+
+    images = str(REPO / "images")
+    base, node, go = (image_facts(images, n) for n in ("base", "nodejs", "go"))
+    assert base
+    assert node
+    assert go
+    assert {"bzip2", "curl", "git", "jq", "sudo", "pipx"} <= base.commands
+    assert "node" not in base.commands
+    assert {"node", "npm"} <= node.commands
+    assert {"go", "gofmt", "gopls", "golangci-lint"} <= go.commands
+    assert {"kubectl", "helm"} <= image_facts(images, "kubernetes").commands  # type: ignore[union-attr]
+    assert {"uv", "poetry"} <= image_facts(images, "python").commands  # type: ignore[union-attr]
+    path, origin = go.env["PATH"]
+    assert path.startswith("/usr/local/go/bin:")
+    assert path.endswith(":/bin")
+    assert origin.startswith("images/go/Dockerfile:")
+    assert base.env["LANG"][0] == "en_US.UTF-8"
+    assert image_facts(images, "no-such-image") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "keeps"),
+    [
+        ("/x/bin:$PATH", True),
+        ("/x/bin:$${PATH}", True),
+        ("$PATH:/x/bin", True),
+        ("/x/bin", False),
+        ("/x/bin:$PATHX", False),
+        ("/x/bin:$OTHER", False),
+    ],
+)
+def test_a_value_keeps_the_variable_only_when_it_refers_to_it(value, keeps):
+    from coderbundle.rules.image import _refers_to_itself  # noqa: PLC0415
+
+    assert _refers_to_itself(value, "PATH") is keeps

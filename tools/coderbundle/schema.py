@@ -16,6 +16,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from coderbundle import hcl
+from coderbundle.findings import Problem
 from coderbundle.schema_blocks import (
     Provider,
     check_resource,
@@ -26,7 +27,7 @@ from coderbundle.schema_blocks import (
     suggest,
     type_matches,
 )
-from coderbundle.validate import Problem
+from coderbundle.schema_values import check_values
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -154,6 +155,7 @@ def check_schemas(files: Mapping[str, hcl.Block], versions: Mapping[str, Any]) -
         for block in root.blocks:
             if block.type in {"resource", "data"} and len(block.labels) == 2:
                 check_resource(block, file, problems)
+                check_values(block, file, problems)
             elif block.type == "module":
                 _check_module(block, file, versions, problems)
     _check_outputs(files, problems)

@@ -15,7 +15,7 @@ from importlib import resources
 from typing import Any
 
 from coderbundle import hcl
-from coderbundle.validate import Problem
+from coderbundle.findings import Problem
 
 __all__ = [
     "Provider",

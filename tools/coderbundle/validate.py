@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from coderbundle import __version__, sourcemap, terraform
 from coderbundle.console import err_console
 from coderbundle.errors import CommandFailed
+from coderbundle.findings import Problem
 from coderbundle.render import load_versions
 
 if TYPE_CHECKING:
@@ -33,20 +34,6 @@ if TYPE_CHECKING:
 FmtFindings = list[tuple["Path", int, str]]
 
 __all__ = ["Problem", "Report", "TemplateResult", "print_report", "validate_templates"]
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One finding: which rule, where, and what to do."""
-
-    file: str
-    line: int
-    rule: str
-    message: str
-
-    def __str__(self) -> str:
-        """``file:line: RULE message``, the format editors and CI understand."""
-        return f"{self.file}:{self.line}: {self.rule} {self.message}"
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from coderbundle.validate import Problem
+from coderbundle.findings import Problem
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -71,4 +71,4 @@ def line_of(block: Block, name: str) -> int:
 
 
 # Importing the rule modules registers their rules (order = report order).
-from coderbundle.rules import workspace, ui, variables, references, readme  # noqa: E402, F401, I001
+from coderbundle.rules import workspace, ui, variables, references, readme, image  # noqa: E402, F401, I001

@@ -11,7 +11,7 @@ from coderbundle.rules import Model, rule
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from coderbundle.validate import Problem
+    from coderbundle.findings import Problem
 
 FRONTMATTER_KEYS = ("display_name", "description", "icon", "tags")
 UPLOAD_LIMIT = 1 << 20  # Coder's TemplateArchiveLimit, in bytes

@@ -10,7 +10,7 @@ from coderbundle.rules import Model, rule
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from coderbundle.validate import Problem
+    from coderbundle.findings import Problem
 
 # Names Terraform defines itself; never declared in a template.
 _BUILTIN_ROOTS = {"count", "each", "self", "path", "terraform"}

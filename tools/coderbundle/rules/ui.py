@@ -13,7 +13,7 @@ from coderbundle.rules import Model, line_of, rule
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from coderbundle.validate import Problem
+    from coderbundle.findings import Problem
 
 SLUG = re.compile(r"^[a-z0-9](-?[a-z0-9])*$")
 

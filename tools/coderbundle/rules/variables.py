@@ -11,7 +11,7 @@ from coderbundle.rules import Model, line_of, rule
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from coderbundle.validate import Problem
+    from coderbundle.findings import Problem
 
 SECRET_NAME = re.compile(r"(_key|_token|_secret|password)$|^(api_key|token|secret)$")
 

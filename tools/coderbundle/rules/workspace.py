@@ -11,7 +11,7 @@ from coderbundle.rules import Model, line_of, rule
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from coderbundle.validate import Problem
+    from coderbundle.findings import Problem
 
 COMPUTE = re.compile(r"^kubernetes_(deployment|pod|stateful_set|daemon_set|job)(_v1)?$")
 VOLUME = re.compile(r"^kubernetes_persistent_volume_claim(_v1)?$")
