@@ -23,7 +23,9 @@ LINT_DEPS = nox.project.dependency_groups(PYPROJECT, "lint")
 IMAGES_DEPS = nox.project.dependency_groups(PYPROJECT, "images")
 STANDIN_DEPS = nox.project.dependency_groups(PYPROJECT, "standin")
 # Where `nox -s tools` builds terraform, the providers and the module stubs (scripts/build_tools.py).
-TOOLS_CACHE = Path(os.environ.get("CODERBUNDLE_TOOLS_CACHE", Path.home() / ".cache" / "coderbundle" / "tools"))
+TOOLS_CACHE = Path(
+    os.environ.get("CODERBUNDLE_TOOLS_CACHE", Path.home() / ".cache" / "coderbundle" / "tools")
+)
 
 
 def _tools_env() -> dict[str, str]:

@@ -54,8 +54,11 @@ from coderbundle.mirrors import BUILDINFO, provider_binary_path, write_stub_modu
 VERSIONS = ROOT / "templates" / "_shared" / "versions.toml"
 MODULES_DATA = ROOT / "tools" / "coderbundle" / "data" / "modules.json"
 STANDIN = ROOT / "tests" / "standin" / "kubernetes_provider.py"
-STANDIN_SOURCES = (STANDIN, ROOT / "tests" / "standin" / "kubernetes_provider_server.py",
-                   ROOT / "tools" / "coderbundle" / "data" / "kubernetes.json")
+STANDIN_SOURCES = (
+    STANDIN,
+    ROOT / "tests" / "standin" / "kubernetes_provider_server.py",
+    ROOT / "tools" / "coderbundle" / "data" / "kubernetes.json",
+)
 GO_MODULES = {
     "terraform": "github.com/hashicorp/terraform",
     "coder/coder": "github.com/coder/terraform-provider-coder/v2",
@@ -67,10 +70,12 @@ PSEUDO_VERSIONS = {("hashicorp/kubernetes", "2.38.0"): "v1.13.5-0.20250721172020
 
 
 def log(message: str) -> None:
+    """Progress on stderr."""
     print(f"build-tools: {message}", file=sys.stderr, flush=True)
 
 
 def sha256(path: Path) -> str:
+    """The file's sha256 (hex)."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -87,6 +92,7 @@ def pinned(constraint: str) -> str:
 
 
 def target() -> str:
+    """``linux_amd64``: the provider platform of this machine."""
     machine = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "amd64")
     return f"{platform.system().lower()}_{machine}"
 
@@ -95,7 +101,9 @@ def go_download(module: str, version: str) -> Path | str:
     """The module's source folder, or the Go command's reason why it cannot be had."""
     proc = subprocess.run(
         ["go", "mod", "download", "-json", f"{module}@{version}"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     try:
         info = json.loads(proc.stdout or "{}")
@@ -108,12 +116,15 @@ def go_download(module: str, version: str) -> Path | str:
 
 
 def go_build(src: Path, out: Path, ldflags: str = "-s -w") -> None:
+    """``go build`` the main package in ``src`` into ``out`` (static, trimmed paths)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
     log(f"go build in {src} -> {out}")
     subprocess.run(
         ["go", "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(out), "."],
-        cwd=src, env=env, check=True,
+        cwd=src,
+        env=env,
+        check=True,
     )
 
 
@@ -154,6 +165,7 @@ class Cache:
             self.manifest = {}
 
     def current(self, key: str, version: str, inputs: str = "") -> bool:
+        """True when ``key`` is recorded at ``version`` and its file still matches."""
         entry = self.manifest.get(key)
         if not entry or entry.get("version") != version or entry.get("inputs", "") != inputs:
             return False
@@ -161,6 +173,7 @@ class Cache:
         return path.is_file() and sha256(path) == entry["sha256"]
 
     def record(self, key: str, path: Path, **info: Any) -> None:
+        """Record a built file (and, for a provider, BUILDINFO.json beside it)."""
         self.manifest[key] = {
             **info,
             "path": str(path.relative_to(self.root)),
@@ -168,7 +181,9 @@ class Cache:
         }
         if key.count("/") == 1:  # a provider: say beside it how it was made (mirrors.provenance)
             buildinfo = path.parent / BUILDINFO
-            buildinfo.write_text(json.dumps(self.manifest[key], indent=1, sort_keys=True) + "\n", encoding="utf-8")
+            buildinfo.write_text(
+                json.dumps(self.manifest[key], indent=1, sort_keys=True) + "\n", encoding="utf-8"
+            )
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.manifest_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -176,6 +191,7 @@ class Cache:
 
 
 def build_terraform(cache: Cache, version: str) -> Path:
+    """Terraform at ``version``, built unless the manifest says it is there."""
     out = cache.root / "terraform" / version / "terraform"
     if cache.current("terraform", version):
         return out
@@ -192,8 +208,14 @@ def build_terraform(cache: Cache, version: str) -> Path:
     notes = "built from the Go module proxy's zip"
     if left_out:
         notes += f"; remote-state backends left out (nested modules not in the zip): {', '.join(left_out)}"
-    cache.record("terraform", out, version=version, kind="built from source",
-                 source=f"{GO_MODULES['terraform']}@v{version}", notes=notes)
+    cache.record(
+        "terraform",
+        out,
+        version=version,
+        kind="built from source",
+        source=f"{GO_MODULES['terraform']}@v{version}",
+        notes=notes,
+    )
     return out
 
 
@@ -215,6 +237,7 @@ def standin_python(cache: Cache) -> str:
 
 
 def build_provider(cache: Cache, address: str, version: str) -> Path:
+    """A provider built from source, or the declared stand-in when it cannot be built."""
     out = provider_binary_path(cache.root / "providers", address, version, target())
     standin_inputs = hashlib.sha256(b"".join(p.read_bytes() for p in STANDIN_SOURCES)).hexdigest()
     entry = cache.manifest.get(address, {})
@@ -225,22 +248,42 @@ def build_provider(cache: Cache, address: str, version: str) -> Path:
     src = go_download(GO_MODULES[address], query)
     if isinstance(src, Path):
         go_build(src, out, f"-s -w -X main.version={version}")
-        cache.record(address, out, version=version, kind="built from source",
-                     source=f"{GO_MODULES[address]}@{query}", notes="")
+        cache.record(
+            address,
+            out,
+            version=version,
+            kind="built from source",
+            source=f"{GO_MODULES[address]}@{query}",
+            notes="",
+        )
         return out
     log(f"{address} {version} cannot be built here ({src}); installing the stand-in")
     subprocess.run(
-        [standin_python(cache), str(STANDIN), "install", "--mirror", str(cache.root / "providers"),
-         "--python", standin_python(cache)],
+        [
+            standin_python(cache),
+            str(STANDIN),
+            "install",
+            "--mirror",
+            str(cache.root / "providers"),
+            "--python",
+            standin_python(cache),
+        ],
         check=True,
     )
-    cache.record(address, out, version=version, kind="stand-in", inputs=standin_inputs,
-                 source="tests/standin/kubernetes_provider_server.py serving tools/coderbundle/data/kubernetes.json",
-                 notes=f"the real provider could not be built from source here: {src}")
+    cache.record(
+        address,
+        out,
+        version=version,
+        kind="stand-in",
+        inputs=standin_inputs,
+        source="tests/standin/kubernetes_provider_server.py serving tools/coderbundle/data/kubernetes.json",
+        notes=f"the real provider could not be built from source here: {src}",
+    )
     return out
 
 
 def build_module_stubs(cache: Cache) -> Path:
+    """Stub modules for every pin in modules.json, regenerated when the data changes."""
     modules = json.loads(MODULES_DATA.read_text(encoding="utf-8"))["modules"]
     root = cache.root / "modules"
     digest = hashlib.sha256(MODULES_DATA.read_bytes()).hexdigest()
@@ -251,15 +294,24 @@ def build_module_stubs(cache: Cache) -> Path:
     for spec in modules.values():
         write_stub_module(root, spec)
     index = root / "STUBS.json"
-    index.write_text(json.dumps(sorted(s["source"] + "@" + s["version"] for s in modules.values()),
-                                indent=1) + "\n", encoding="utf-8")
-    cache.record("modules", index, version=str(len(modules)), kind="stubs", data_sha256=digest,
-                 source="tools/coderbundle/data/modules.json",
-                 notes="variables and their types as pinned; outputs are placeholder strings")
+    index.write_text(
+        json.dumps(sorted(s["source"] + "@" + s["version"] for s in modules.values()), indent=1) + "\n",
+        encoding="utf-8",
+    )
+    cache.record(
+        "modules",
+        index,
+        version=str(len(modules)),
+        kind="stubs",
+        data_sha256=digest,
+        source="tools/coderbundle/data/modules.json",
+        notes="variables and their types as pinned; outputs are placeholder strings",
+    )
     return root
 
 
 def write_cli_config(cache: Cache) -> Path:
+    """The CLI configuration that installs providers from the mirror only."""
     config = cache.root / "terraform.tfrc"
     plugin_cache = cache.root / "plugin-cache"
     plugin_cache.mkdir(parents=True, exist_ok=True)
@@ -279,8 +331,11 @@ def write_cli_config(cache: Cache) -> Path:
 
 
 def main() -> int:
+    """Build or reuse everything; ``--print-env`` prints the settings for a shell."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = Path(os.environ.get("CODERBUNDLE_TOOLS_CACHE", Path.home() / ".cache" / "coderbundle" / "tools"))
+    default = Path(
+        os.environ.get("CODERBUNDLE_TOOLS_CACHE", Path.home() / ".cache" / "coderbundle" / "tools")
+    )
     parser.add_argument("--cache", type=Path, default=default)
     parser.add_argument("--print-env", action="store_true", help="print export lines for a shell")
     args = parser.parse_args()

@@ -21,7 +21,7 @@ TOOLS = ("CODERBUNDLE_TERRAFORM", "CODERBUNDLE_PROVIDER_MIRROR", "CODERBUNDLE_MO
 TOOLS_ENV = {k: os.environ[k] for k in TOOLS if os.environ.get(k)}
 needs_tools = pytest.mark.skipif(
     len(TOOLS_ENV) < len(TOOLS),
-    reason="no offline terraform toolchain: run `nox -s tools` (needs Go) to build terraform and the providers",
+    reason="no offline terraform toolchain: `nox -s tools` (needs Go) builds terraform and the providers",
 )
 
 # One deliberate mistake per invariant, as an edit to the rendered python template's source.
@@ -32,9 +32,9 @@ BROKEN = {
         "  count            = 1\n  depends_on",
     ),
     "start-pod-matches-parameters": (
-        "templates/_shared/workspace.tf.j2",
-        '              cpu    = data.coder_parameter.cpu.value\n',
-        '              cpu    = "1"\n',
+        "templates/_shared/base.tf.j2",
+        '"cpu_limit": "data.coder_parameter.cpu.value",',
+        "\"cpu_limit\": '\"1\"',",
     ),
     "env-keeps-image-values": (
         "templates/python/main.tf.j2",
@@ -44,12 +44,19 @@ BROKEN = {
     "everything-has-its-agent": (
         "templates/python/main.tf.j2",
         'resource "coder_env" "poetry_in_project" {\n',
-        'resource "coder_agent" "spare" {\n'
-        '  count = data.coder_workspace.me.start_count\n'
-        '  os    = "linux"\n'
-        '  arch  = "amd64"\n'
-        "}\n\n"
-        'resource "coder_env" "poetry_in_project" {\n',
+        (
+            'resource "coder_agent" "spare" {\n'
+            "  count = data.coder_workspace.me.start_count\n"
+            '  os    = "linux"\n'
+            '  arch  = "amd64"\n'
+            "}\n\n"
+            'resource "coder_env" "spare" {\n'
+            '  agent_id = try(coder_agent.spare[0].id, "")\n'
+            '  name     = "SPARE"\n'
+            '  value    = "1"\n'
+            "}\n\n"
+            'resource "coder_env" "poetry_in_project" {\n'
+        ),
     ),
     "presets-are-accepted": (
         "templates/_shared/base.tf.j2",
@@ -81,7 +88,12 @@ def test_every_invariant_holds_on_a_real_template(bundle):
     report = plan_templates(render_all(settings), settings)
     assert report.ok, [str(f) for c in report.cases for f in c.failures]
     labels = {c.case.label for c in report.cases}
-    assert {"python/defaults/start", "python/defaults/stop", "python/Small/start", "python/Large/stop"} <= labels
+    assert {
+        "python/defaults/start",
+        "python/defaults/stop",
+        "python/Small/start",
+        "python/Large/stop",
+    } <= labels
     assert "terraform 1.9.8" in report.toolchain
     assert "modules: stubs" in report.toolchain
     # the pod really carries the preset's parameters
@@ -121,14 +133,19 @@ def test_every_invariant_is_documented():
 
 def test_parameter_values_reach_the_provider_as_the_provisioner_passes_them():
     # terraform-provider-coder provider/parameter.go: CODER_PARAMETER_ + hex(sha256(name))
-    assert parameter_env("cpu") == "CODER_PARAMETER_68ab84f7c6d0f5781585eb1b5289499fb29081b918f71ebddb5f72021c9ef9c5"
+    assert (
+        parameter_env("cpu")
+        == "CODER_PARAMETER_68ab84f7c6d0f5781585eb1b5289499fb29081b918f71ebddb5f72021c9ef9c5"
+    )
 
 
 def test_image_env_reads_base_and_child_dockerfiles(tmp_path):
     (tmp_path / "base").mkdir()
     (tmp_path / "base" / "Dockerfile").write_text("ENV PATH=/usr/bin:/bin \\\n    LANG=C.UTF-8\n")
     (tmp_path / "go").mkdir()
-    (tmp_path / "go" / "Dockerfile").write_text("ENV PATH=/usr/local/go/bin:${PATH}\nENV GOFLAGS -mod=mod\n")
+    (tmp_path / "go" / "Dockerfile").write_text(
+        "ARG BASE_IMAGE=base\nFROM ${BASE_IMAGE}\nENV PATH=/usr/local/go/bin:${PATH}\nENV GOFLAGS=-mod=mod\n"
+    )
     assert invariants.image_env(tmp_path, "go") == {
         "PATH": "/usr/local/go/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
@@ -143,8 +160,10 @@ def test_module_registry_serves_stubs_to_real_terraform(tmp_path):
     spec = {
         "source": "registry.coder.com/coder/example/coder",
         "version": "1.2.3",
-        "variables": {"agent_id": {"type": "string", "required": True},
-                      "folder": {"type": "string", "required": False}},
+        "variables": {
+            "agent_id": {"type": "string", "required": True},
+            "folder": {"type": "string", "required": False},
+        },
         "outputs": ["url"],
     }
     mirror = tmp_path / "modules"
@@ -157,17 +176,33 @@ def test_module_registry_serves_stubs_to_real_terraform(tmp_path):
         'output "url" { value = module.example.url }\n'
     )
     with mirrors.serve_modules(mirror) as registry:
-        config = mirrors.cli_config(tmp_path / "tf.rc", provider_mirror=None, registry=registry,
-                                    plugin_cache=None)
+        config = mirrors.cli_config(
+            tmp_path / "tf.rc", provider_mirror=None, registry=registry, plugin_cache=None
+        )
         env = {**os.environ, "TF_CLI_CONFIG_FILE": str(config)}
-        init = subprocess.run([terraform, "init", "-backend=false", "-no-color"], cwd=work, env=env,
-                              capture_output=True, text=True, check=False)
+        init = subprocess.run(
+            [terraform, "init", "-backend=false", "-no-color"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert init.returncode == 0, init.stderr
         assert "1.2.3" in init.stdout
-        (work / "main.tf").write_text((work / "main.tf").read_text().replace('folder   = "/home/coder"\n',
-                                                                             'folder   = "/home/coder"\n  typo = 1\n'))
-        check = subprocess.run([terraform, "validate", "-json", "-no-color"], cwd=work, env=env,
-                               capture_output=True, text=True, check=False)
+        (work / "main.tf").write_text(
+            (work / "main.tf")
+            .read_text()
+            .replace('folder   = "/home/coder"\n', 'folder   = "/home/coder"\n  typo = 1\n')
+        )
+        check = subprocess.run(
+            [terraform, "validate", "-json", "-no-color"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     diagnostics = json.loads(check.stdout)["diagnostics"]
     assert any("typo" in d["detail"] for d in diagnostics), diagnostics
 
@@ -176,8 +211,13 @@ def test_cli_test_refuses_clearly_without_a_toolchain(bundle):
     root = bundle(real=("python",))
     env = {k: v for k, v in os.environ.items() if not k.startswith("CODERBUNDLE_")}
     env["CODERBUNDLE_TERRAFORM"] = "no-such-terraform"
-    proc = subprocess.run([sys.executable, "-m", "coderbundle", "--root", str(root), "test"],
-                          capture_output=True, text=True, check=False, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "coderbundle", "--root", str(root), "test"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "nox -s tools" in proc.stderr

@@ -50,7 +50,7 @@ def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_test(args: argparse.Namespace, settings: Settings) -> int:
     from coderbundle.pipeline import render_all  # noqa: PLC0415
-    from coderbundle.plantest import print_plan_report, plan_templates  # noqa: PLC0415
+    from coderbundle.plantest import plan_templates, print_plan_report  # noqa: PLC0415
 
     report = plan_templates(render_all(settings, args.names), settings)
     print_plan_report(report, fmt=args.format)

@@ -9,9 +9,10 @@ tests/test_plantest.py breaks each on purpose.
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from coderbundle.rules.image import image_facts
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -87,9 +88,14 @@ class Planned:
     def sibling(self, **changes: str) -> dict[str, Any] | None:
         """The plan of the same template with some case fields changed (e.g. transition="start")."""
         for case, plan in self.plans.items():
-            if case.template == self.case.template and isinstance(plan, dict) and all(
-                getattr(case, k) == v for k, v in changes.items()
-            ) and all(getattr(case, k) == getattr(self.case, k) for k in ("owner", "preset") if k not in changes):
+            if (
+                case.template == self.case.template
+                and isinstance(plan, dict)
+                and all(getattr(case, k) == v for k, v in changes.items())
+                and all(
+                    getattr(case, k) == getattr(self.case, k) for k in ("owner", "preset") if k not in changes
+                )
+            ):
                 return plan
         return None
 
@@ -146,10 +152,14 @@ def stop_keeps_what_developers_own(p: Planned) -> list[Failure]:
         kept = {r["address"] for r in p.of_type(*PVC_KINDS, *NAMESPACE_KINDS)}
         started = Planned(p.case, start, p.plans, p.template, p.settings)
         failures += [
-            Failure("stop-keeps-what-developers-own", r["address"],
-                    "planned on start but not on stop: stopping would destroy it",
-                    "remove the count (volumes and namespaces live as long as the workspace)")
-            for r in started.of_type(*PVC_KINDS, *NAMESPACE_KINDS) if r["address"] not in kept
+            Failure(
+                "stop-keeps-what-developers-own",
+                r["address"],
+                "planned on start but not on stop: stopping would destroy it",
+                "remove the count (volumes and namespaces live as long as the workspace)",
+            )
+            for r in started.of_type(*PVC_KINDS, *NAMESPACE_KINDS)
+            if r["address"] not in kept
         ]
     return failures
 
@@ -161,8 +171,14 @@ def start_pod_matches_parameters(p: Planned) -> list[Failure]:
     name = "start-pod-matches-parameters"
     workloads = p.of_type(*WORKLOAD_KINDS)
     if len(workloads) != 1:
-        return [Failure(name, p.case.template, f"{len(workloads)} workloads planned on start",
-                        "plan exactly one Deployment (replicas = 1) or pod per workspace")]
+        return [
+            Failure(
+                name,
+                p.case.template,
+                f"{len(workloads)} workloads planned on start",
+                "plan exactly one Deployment (replicas = 1) or pod per workspace",
+            )
+        ]
     (workload,) = workloads
     failures = []
     replicas = ((workload["values"].get("spec") or [{}])[0]).get("replicas")
@@ -171,8 +187,10 @@ def start_pod_matches_parameters(p: Planned) -> list[Failure]:
     containers = _containers(workload)
 
     def total(kind: str, key: str) -> float:
-        return sum(_quantity(((c.get("resources") or [{}])[0].get(kind) or {}).get(key, 0)) or 0.0
-                   for c in containers)
+        return sum(
+            _quantity(((c.get("resources") or [{}])[0].get(kind) or {}).get(key, 0)) or 0.0
+            for c in containers
+        )
 
     cpu, memory = p.parameter("cpu"), p.parameter("memory")
     ws = p.settings.workspace
@@ -185,34 +203,35 @@ def start_pod_matches_parameters(p: Planned) -> list[Failure]:
     for (kind, key), (value, what) in wanted.items():
         got = total(kind, key)
         if value is None or abs(got - value) > value * 1e-9:
-            failures.append(Failure(name, workload["address"],
-                                    f"the pod's {key} {kind} add up to {got:g}, not {what}",
-                                    f"derive the containers' {kind} from {what}"))
+            failures.append(
+                Failure(
+                    name,
+                    workload["address"],
+                    f"the pod's {key} {kind} add up to {got:g}, not {what}",
+                    f"derive the containers' {kind} from {what}",
+                )
+            )
     disk = p.parameter("home_disk_size")
     for pvc in p.of_type(*PVC_KINDS):
         if not pvc["values"]["metadata"][0]["name"].endswith("-home"):
             continue
         size = (pvc["values"]["spec"][0]["resources"][0].get("requests") or {}).get("storage")
         if _quantity(size) != _quantity(f"{disk}Gi"):
-            failures.append(Failure(name, pvc["address"], f"storage {size}, not the Home disk size ({disk} GiB)",
-                                    "size the home volume from data.coder_parameter.home_disk_size"))
+            failures.append(
+                Failure(
+                    name,
+                    pvc["address"],
+                    f"storage {size}, not the Home disk size ({disk} GiB)",
+                    "size the home volume from data.coder_parameter.home_disk_size",
+                )
+            )
     return failures
 
 
 def image_env(images_dir: Path, image: str) -> dict[str, str]:
-    """The environment the image sets with ENV (base image first, then the template's own)."""
-    env: dict[str, str] = {}
-    for name in ("base", image) if image != "base" else ("base",):
-        try:
-            text = (images_dir / name / "Dockerfile").read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        for statement in re.findall(r"^ENV\s+((?:.*\\\n)*.*)$", text, re.MULTILINE):
-            words = shlex.split(statement.replace("\\\n", " "))
-            pairs = [w.split("=", 1) for w in words] if all("=" in w for w in words) else [words[:1] + [" ".join(words[1:])]]
-            for key, value in pairs:
-                env[key] = re.sub(r"\$\{?(\w+)\}?", lambda m: env.get(m.group(1), ""), value)
-    return env
+    """The environment the image sets with ENV, its base's included (rules/image.py reads it)."""
+    facts = image_facts(str(images_dir), image)
+    return {name: value for name, (value, _) in facts.env.items()} if facts else {}
 
 
 def _keeps(name: str, value: str, image_value: str) -> bool:
@@ -220,23 +239,25 @@ def _keeps(name: str, value: str, image_value: str) -> bool:
 
 
 def env_keeps_image_values(p: Planned) -> list[Failure]:
-    """Every coder_env (and agent env) named PATH or like a variable the image sets keeps the image's value."""
+    """Every coder_env (and agent env) named PATH or set by the image keeps the image's value."""
     image = image_env(p.settings.images_dir, p.template.template.settings.image)
     failures = []
-    envs = [(r["address"], r["values"].get("name"), r["values"].get("value"))
-            for r in p.of_type("coder_env")]
+    envs = [(r["address"], r["values"].get("name"), r["values"].get("value")) for r in p.of_type("coder_env")]
     for agent in p.of_type("coder_agent"):
         envs += [(agent["address"], k, v) for k, v in (agent["values"].get("env") or {}).items()]
     for address, name, value in envs:
         if not isinstance(name, str) or not isinstance(value, str):
             continue
         if (name == "PATH" or name in image) and not _keeps(name, value, image.get(name, "")):
-            failures.append(Failure(
-                "env-keeps-image-values", f"{address} ({name})",
-                f"replaces the image's {name} ({image.get(name, 'set by the image')!r}) with {value!r}: "
-                "Coder's agent sets env values as given",
-                f"extend it: value = \"...:${name}\" (the agent expands ${name})",
-            ))
+            failures.append(
+                Failure(
+                    "env-keeps-image-values",
+                    f"{address} ({name})",
+                    f"replaces the image's {name} ({image.get(name, 'set by the image')!r}) with {value!r}: "
+                    "Coder's agent sets env values as given",
+                    f'extend it: value = "...:${name}" (the agent expands ${name})',
+                )
+            )
     return failures
 
 
@@ -248,22 +269,34 @@ def _agent_refs(expressions: Mapping[str, Any]) -> list[str]:
 def everything_has_its_agent(p: Planned) -> list[Failure]:
     """Every app, script, env and module refers to an agent that exists on this transition."""
     config = p.plan.get("configuration", {}).get("root_module", {})
-    agents = {r["address"] for r in p.of_type("coder_agent")}
+    agents = {r["address"].split("[")[0] for r in p.of_type("coder_agent")}
     planned = {r["address"].split("[")[0] for r in p.resources()}
-    modules = {r["address"].split(".")[1].split("[")[0] for r in p.resources() if r["address"].startswith("module.")}
+    modules = {
+        r["address"].split(".")[1].split("[")[0] for r in p.resources() if r["address"].startswith("module.")
+    }
     failures = []
-    items = [(f"{r['type']}.{r['name']}", r.get("expressions", {}), f"{r['type']}.{r['name']}" in planned)
-             for r in config.get("resources", []) if r.get("mode") == "managed"]
-    items += [(f"module.{name}", call.get("expressions", {}), name in modules)
-              for name, call in (config.get("module_calls") or {}).items()]
+    items = [
+        (f"{r['type']}.{r['name']}", r.get("expressions", {}), f"{r['type']}.{r['name']}" in planned)
+        for r in config.get("resources", [])
+        if r.get("mode") == "managed"
+    ]
+    items += [
+        (f"module.{name}", call.get("expressions", {}), name in modules)
+        for name, call in (config.get("module_calls") or {}).items()
+    ]
     for address, expressions, is_planned in items:
         if not is_planned:
             continue
-        for ref in _agent_refs(expressions):
-            if ref not in agents:
-                failures.append(Failure("everything-has-its-agent", address,
-                                        f"refers to {ref}, which is not planned on {p.case.transition}",
-                                        f"give {address} the same count as {ref}"))
+        failures.extend(
+            Failure(
+                "everything-has-its-agent",
+                address,
+                f"refers to {ref}, which is not planned on {p.case.transition}",
+                f"give {address} the same count as {ref}",
+            )
+            for ref in _agent_refs(expressions)
+            if ref not in agents
+        )
     return failures
 
 
@@ -271,9 +304,14 @@ def presets_are_accepted(p: Planned) -> list[Failure]:
     """Every preset names only parameters that exist (the provider validates their values when planning)."""
     parameters = {r["values"].get("name") for r in p.resources() if r.get("type") == "coder_parameter"}
     return [
-        Failure("presets-are-accepted", f"preset {p.case.preset}", f"sets {name!r}, which is no parameter",
-                "use a coder_parameter's name as the key")
-        for name, _ in p.case.parameters if name not in parameters
+        Failure(
+            "presets-are-accepted",
+            f"preset {p.case.preset}",
+            f"sets {name!r}, which is no parameter",
+            "use a coder_parameter's name as the key",
+        )
+        for name, _ in p.case.parameters
+        if name not in parameters
     ]
 
 
@@ -290,16 +328,28 @@ def workspaces_never_share_objects(p: Planned) -> list[Failure]:
     """Two workspaces of different owners and names never share a PVC, Deployment or namespace name."""
     if p.case.owner.workspace_name == "dev-box" or p.case.transition != "start":
         return []
-    first = next((plan for case, plan in p.plans.items() if case.template == p.case.template
-                  and case.owner.workspace_name == "dev-box" and case.transition == "start"
-                  and case.preset == p.case.preset and isinstance(plan, dict)), None)
+    first = next(
+        (
+            plan
+            for case, plan in p.plans.items()
+            if case.template == p.case.template
+            and case.owner.workspace_name == "dev-box"
+            and case.transition == "start"
+            and case.preset == p.case.preset
+            and isinstance(plan, dict)
+        ),
+        None,
+    )
     if first is None:
         return []
     shared = _kube_names(first) & _kube_names(p.plan)
     return [
-        Failure("workspaces-never-share-objects", f"{kind} {ns}/{name}",
-                "two workspaces of different owners plan the same object",
-                "name it from data.coder_workspace.me.id")
+        Failure(
+            "workspaces-never-share-objects",
+            f"{kind} {ns}/{name}",
+            "two workspaces of different owners plan the same object",
+            "name it from data.coder_workspace.me.id",
+        )
         for kind, ns, name in sorted(shared)
     ]
 
@@ -323,8 +373,18 @@ def check_case(
 ) -> CaseResult:
     """Run every invariant on one case; a plan that failed is itself a failure."""
     if isinstance(plan, str):
-        return CaseResult(case, 0, [Failure("plan-succeeds", case.label, plan,
-                                            "fix the template or the preset's values (terraform's error above)")])
+        return CaseResult(
+            case,
+            0,
+            [
+                Failure(
+                    "plan-succeeds",
+                    case.label,
+                    plan,
+                    "fix the template or the preset's values (terraform's error above)",
+                )
+            ],
+        )
     planned = Planned(case, plan, plans, template, settings)
     result = CaseResult(case, len([r for r in planned.resources() if r.get("mode") == "managed"]))
     for invariant in INVARIANTS:

@@ -25,11 +25,11 @@ import tarfile
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 __all__ = [
     "BUILDINFO",
@@ -91,7 +91,7 @@ def write_stub_module(root: Path, spec: dict[str, Any]) -> Path:
         lines.append("}")
         lines.append("")
     for out in sorted(spec["outputs"]):
-        lines += [f'output "{out}" {{', f'  value = {_hcl_literal("")}', "}", ""]
+        lines += [f'output "{out}" {{', f"  value = {_hcl_literal('')}", "}", ""]
     (folder / "main.tf").write_text("\n".join(lines), encoding="utf-8")
     marker = {"source": spec["source"], "version": spec["version"], "stub": True}
     (folder / STUB_MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
@@ -110,7 +110,7 @@ def _module_dirs(mirror: Path, host: str, parts: list[str]) -> Path:
     return mirror.joinpath(host, *parts)
 
 
-def _handler(mirror: Path) -> type[BaseHTTPRequestHandler]:
+def _handler(mirror: Path) -> type[BaseHTTPRequestHandler]:  # noqa: C901 - one small HTTP handler
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
             del format, args  # quiet: terraform's own output says what failed
@@ -181,14 +181,17 @@ def serve_modules(mirror: Path) -> Iterator[ModuleRegistry]:
         thread.join(timeout=5)
 
 
-def cli_config(path: Path, *, provider_mirror: Path | None, registry: ModuleRegistry | None,
-               plugin_cache: Path | None) -> Path:
+def cli_config(
+    path: Path, *, provider_mirror: Path | None, registry: ModuleRegistry | None, plugin_cache: Path | None
+) -> Path:
     """Write a Terraform CLI configuration for the mirrors and return its path."""
     lines = ["# Written by coderbundle: offline providers and modules."]
     if plugin_cache is not None:
         plugin_cache.mkdir(parents=True, exist_ok=True)
-        lines += [f"plugin_cache_dir = {json.dumps(str(plugin_cache))}",
-                  "plugin_cache_may_break_dependency_lock_file = true"]
+        lines += [
+            f"plugin_cache_dir = {json.dumps(str(plugin_cache))}",
+            "plugin_cache_may_break_dependency_lock_file = true",
+        ]
     if provider_mirror is not None:
         lines += [
             "provider_installation {",

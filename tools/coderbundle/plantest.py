@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from coderbundle.render import RenderedTemplate
     from coderbundle.settings import Settings
 
-__all__ = ["Case", "PlanReport", "print_plan_report", "plan_templates"]
+__all__ = ["Case", "PlanReport", "plan_templates", "print_plan_report"]
 
 DEFAULTS = "defaults"
 TRANSITIONS = ("start", "stop")
@@ -127,13 +127,21 @@ def _plan(scratch: Path, case: Case, tc: terraform.Toolchain) -> dict[str, Any] 
     """``terraform show -json`` of the case's plan, or terraform's first error."""
     out = scratch / f"{hashlib.sha256(case.label.encode()).hexdigest()[:16]}.tfplan"
     env = {**tc.env, **provisioner_env(case)}
-    argv = [str(tc.binary), "plan", "-input=false", "-no-color", "-lock=false", "-refresh=false",
-            f"-out={out.name}"]
+    argv = [
+        str(tc.binary),
+        "plan",
+        "-input=false",
+        "-no-color",
+        "-lock=false",
+        "-refresh=false",
+        f"-out={out.name}",
+    ]
     done = process.run(argv, cwd=scratch, check=False, env=env, timeout=PLAN_TIMEOUT)
     if done.returncode != 0:
         return terraform.first_error(done.stderr + done.stdout)
-    shown = process.run([str(tc.binary), "show", "-json", out.name], cwd=scratch, check=False,
-                        env=env, timeout=PLAN_TIMEOUT)
+    shown = process.run(
+        [str(tc.binary), "show", "-json", out.name], cwd=scratch, check=False, env=env, timeout=PLAN_TIMEOUT
+    )
     out.unlink(missing_ok=True)
     try:
         data: dict[str, Any] = json.loads(shown.stdout)
@@ -191,14 +199,18 @@ def plan_templates(
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             first_plans = list(pool.map(lambda c: _plan(scratch / c.template, c, tc), firsts))
             more = [
-                c for case, plan in zip(firsts, first_plans, strict=True) if isinstance(plan, dict)
+                c
+                for case, plan in zip(firsts, first_plans, strict=True)
+                if isinstance(plan, dict)
                 for c in _cases(case.template, plan, presets=presets)
             ]
             more_plans = list(pool.map(lambda c: _plan(scratch / c.template, c, tc), more))
         plans = dict(zip([*firsts, *more], [*first_plans, *more_plans], strict=True))
         by_template = {r.name: r for r in rendered}
         for case, plan in plans.items():
-            report.cases.append(invariants.check_case(case, plan, plans, by_template[case.template], settings))
+            report.cases.append(
+                invariants.check_case(case, plan, plans, by_template[case.template], settings)
+            )
         return report
 
 
@@ -211,8 +223,9 @@ def print_plan_report(report: PlanReport, *, fmt: str = "text") -> None:
     width = max((len(c.case.label) for c in report.cases), default=10)
     for result in sorted(report.cases, key=lambda c: c.case.label):
         state = "ok" if not result.failures else f"{len(result.failures)} failure(s)"
-        err_console.print(f"{result.case.label.ljust(width)}  {result.resources:3d} resources  {state}",
-                          markup=False)
+        err_console.print(
+            f"{result.case.label.ljust(width)}  {result.resources:3d} resources  {state}", markup=False
+        )
         for failure in result.failures:
             err_console.print(f"  {failure}", markup=False)
     failed = sum(len(c.failures) for c in report.cases)

@@ -76,7 +76,7 @@ class Settings:
     publish_concurrency: int = 3
     extra_ca_cert: str = ""
     upstream_image: str = ""
-    terraform: TerraformSettings = field(default_factory=lambda: TerraformSettings())
+    terraform: TerraformSettings = field(default_factory=TerraformSettings)
 
     @property
     def templates_dir(self) -> Path:
@@ -175,7 +175,9 @@ def _check_workspace(ws: WorkspaceDefaults, source: Path) -> None:
 _VALIDATE_MODES = ("auto", "always", "never")
 
 
-def _terraform_settings(root: Path, table: Mapping[str, Any], env: Mapping[str, str], source: Path) -> TerraformSettings:
+def _terraform_settings(
+    root: Path, table: Mapping[str, Any], env: Mapping[str, str], source: Path
+) -> TerraformSettings:
     unknown = set(table) - set(TerraformSettings.__dataclass_fields__) - {"validate"}
     if unknown:
         msg = f"{source}: unknown key terraform.{min(unknown)}; known: binary, provider_mirror, module_mirror"
@@ -209,9 +211,7 @@ def load_settings(root: Path, env: Mapping[str, str]) -> Settings:
         root=root,
         workspace=_workspace_defaults(root, data.get("workspace", {}), source),
         registry=env.get("CODERBUNDLE_REGISTRY", registry.get("host", "")),
-        repository_prefix=env.get(
-            "CODERBUNDLE_REPOSITORY_PREFIX", registry.get("prefix", "coderbundle")
-        ),
+        repository_prefix=env.get("CODERBUNDLE_REPOSITORY_PREFIX", registry.get("prefix", "coderbundle")),
         coder_url=env.get("CODER_URL", "").rstrip("/"),
         coder_session_token=env.get("CODER_SESSION_TOKEN", ""),
         coder_organization=env.get("CODER_ORGANIZATION", coder.get("organization", "")),

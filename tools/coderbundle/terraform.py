@@ -102,15 +102,17 @@ def toolchain(settings: Settings) -> Iterator[Toolchain]:
     if module_mirror is None:
         if provider_mirror is not None:
             env["TF_CLI_CONFIG_FILE"] = str(
-                mirrors.cli_config(config_path, provider_mirror=provider_mirror, registry=None,
-                                   plugin_cache=plugin_cache)
+                mirrors.cli_config(
+                    config_path, provider_mirror=provider_mirror, registry=None, plugin_cache=plugin_cache
+                )
             )
         yield Toolchain(binary, env, tf.validate, provider_mirror is not None, summary)
         return
     with mirrors.serve_modules(module_mirror) as registry:
         env["TF_CLI_CONFIG_FILE"] = str(
-            mirrors.cli_config(config_path, provider_mirror=provider_mirror, registry=registry,
-                               plugin_cache=plugin_cache)
+            mirrors.cli_config(
+                config_path, provider_mirror=provider_mirror, registry=registry, plugin_cache=plugin_cache
+            )
         )
         yield Toolchain(binary, env, tf.validate, provider_mirror is not None, summary)
 

@@ -15,6 +15,7 @@ import shutil
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coderbundle import __version__, sourcemap, terraform
@@ -25,7 +26,6 @@ from coderbundle.render import load_versions
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from pathlib import Path
 
     from coderbundle import hcl
     from coderbundle.render import RenderedTemplate
@@ -81,15 +81,23 @@ class Report:
 def _code_fingerprint() -> str:
     """A hash of the validator's own code and data: a new rule invalidates the cache."""
     h = hashlib.sha256(__version__.encode())
-    package = resources.files("coderbundle")
-    for entry in sorted(package.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".py"):
-            h.update(entry.read_bytes())
-    data = package / "data"
-    if data.is_dir():
-        for entry in sorted(data.iterdir(), key=lambda e: e.name):
+    package = Path(str(resources.files("coderbundle")))
+    for entry in sorted(package.rglob("*")):
+        if entry.suffix in {".py", ".json"} and entry.is_file():
+            h.update(entry.relative_to(package).as_posix().encode())
             h.update(entry.read_bytes())
     return h.hexdigest()
+
+
+def _image_inputs(settings: Settings, r: RenderedTemplate) -> bytes:
+    """The Dockerfiles the image rules read for this template (its image and the base)."""
+    found = b""
+    for name in ("base", r.template.settings.image):
+        try:
+            found += (settings.images_dir / name / "Dockerfile").read_bytes()
+        except OSError:
+            found += b"-"
+    return found
 
 
 def _parse(r: RenderedTemplate, problems: list[Problem]) -> dict[str, hcl.Block]:
@@ -148,7 +156,9 @@ def _check_all(
 
 def _cache_file(settings: Settings, r: RenderedTemplate, fingerprint: str) -> Path:
     tf = terraform.fingerprint(settings)
-    key = hashlib.sha256(f"{r.digest}\0{fingerprint}\0{tf}".encode()).hexdigest()[:32]
+    h = hashlib.sha256(f"{r.digest}\0{fingerprint}\0{tf}\0".encode())
+    h.update(_image_inputs(settings, r))
+    key = h.hexdigest()[:32]
     return settings.build_dir / ".cache" / "validate" / f"{r.name}-{key}.json"
 
 
@@ -205,7 +215,7 @@ def validate_templates(
 def _run_terraform(
     batch: list[tuple[RenderedTemplate, TemplateResult]], settings: Settings, fmt: FmtFindings | None
 ) -> str:
-    """fmt findings, then init + validate (two at a time); returns the toolchain summary."""
+    """Fmt findings, then init + validate (two at a time); returns the toolchain summary."""
     # terraform cannot format or validate what does not parse; CB001 already says why.
     unparsable = [(r, res) for r, res in batch if any(p.rule == "CB001" for p in res.problems)]
     for _, result in unparsable:
@@ -223,7 +233,8 @@ def _run_terraform(
         for (r, result), outcome in zip(batch, outcomes, strict=True):
             result.terraform_validate = outcome.status
             result.problems += [
-                Problem(f, ln, "CB003", sourcemap.annotate(r, f, ln, msg)) for f, ln, msg in outcome.diagnostics
+                Problem(f, ln, "CB003", sourcemap.annotate(r, f, ln, msg))
+                for f, ln, msg in outcome.diagnostics
             ]
             if tc.mode == "always" and outcome.status.startswith("skipped"):
                 reason = outcome.status.removeprefix("skipped: ")
