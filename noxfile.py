@@ -136,8 +136,13 @@ def deploy(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks: validation, publishing, images (images need a Docker daemon)."""
-    _install(session, *TEST_DEPS)
+    _install(session, *TEST_DEPS, "checkov")
+    session.env.update(_tools_env())
     session.run("python", "scripts/bench_validate.py")
     session.run("python", "scripts/bench_publish.py")
+    if session.env.get("CODERBUNDLE_PROVIDER_MIRROR") or os.environ.get("CODERBUNDLE_PROVIDER_MIRROR"):
+        session.run("python", "scripts/bench_terraform.py")
+    else:
+        session.log("bench_terraform skipped: no offline toolchain (run `nox -s tools`)")
     if "images" in session.posargs:
         session.run("python", "scripts/bench_images.py")

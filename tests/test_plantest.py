@@ -34,7 +34,7 @@ BROKEN = {
     "start-pod-matches-parameters": (
         "templates/_shared/base.tf.j2",
         '"cpu_limit": "data.coder_parameter.cpu.value",',
-        "\"cpu_limit\": '\"1\"',",
+        '"cpu_limit": \'"1"\',',
     ),
     "env-keeps-image-values": (
         "templates/python/main.tf.j2",
@@ -221,3 +221,26 @@ def test_cli_test_refuses_clearly_without_a_toolchain(bundle):
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "nox -s tools" in proc.stderr
+
+
+@needs_tools
+def test_terraform_validate_runs_offline_and_points_at_the_template_source(bundle):
+    root = bundle(real=("python",))
+    source = root / "templates" / "python" / "main.tf.j2"
+    text = source.read_text()
+    text = text.replace(
+        'name     = "POETRY_VIRTUALENVS_IN_PROJECT"', 'name     = upper("poetry_virtualenvs_in_project", 1)'
+    )
+    source.write_text(text)
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "upper(" in ln)
+    settings = load_settings(root, {**TOOLS_ENV, "CODERBUNDLE_TERRAFORM_VALIDATE": "always"})
+    from coderbundle.validate import validate_templates  # noqa: PLC0415
+
+    report = validate_templates(render_all(settings), settings, use_cache=False)
+    (result,) = report.results
+    assert result.terraform_validate == "failed"
+    (cb003,) = [p for p in result.problems if p.rule == "CB003"]
+    assert "upper" in cb003.message
+    assert f"(from templates/python/main.tf.j2:{line})" in cb003.message
+    assert "coder/coder 2.18.0 built from source" in report.toolchain
+    assert "hashicorp/kubernetes 2.38.0 stand-in" in report.toolchain
