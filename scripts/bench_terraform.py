@@ -53,7 +53,9 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not os.environ.get("CODERBUNDLE_PROVIDER_MIRROR"):
-        raise SystemExit("bench_terraform: no offline toolchain; run `nox -s tools` first (nox -s bench passes it)")
+        raise SystemExit(
+            "bench_terraform: no offline toolchain; run `nox -s tools` first (nox -s bench passes it)"
+        )
     cli = [sys.executable, "-m", "coderbundle"]
     results: dict[str, float | str] = {}
     results["validate_cold_s"] = median([*cli, "validate", "--no-cache"], args.runs)
@@ -78,7 +80,7 @@ def main() -> int:
     print(f"cold validate of 5 templates incl. terraform validate: {results['validate_cold_s']:.2f} s")
     if isinstance(results["checkov_s"], float):
         ratio = results["checkov_s"] / float(results["validate_cold_s"])
-        print(f"checkov on the same rendered files:                  {results['checkov_s']:.2f} s ({ratio:.1f}x)")
+        print(f"checkov on the same rendered files: {results['checkov_s']:.2f} s ({ratio:.1f}x)")
     else:
         print("checkov:                                              not installed")
     print(f"cached re-run:                                        {results['validate_cached_s']:.2f} s")

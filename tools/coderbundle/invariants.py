@@ -274,7 +274,7 @@ def everything_has_its_agent(p: Planned) -> list[Failure]:
     modules = {
         r["address"].split(".")[1].split("[")[0] for r in p.resources() if r["address"].startswith("module.")
     }
-    failures = []
+    failures: list[Failure] = []
     items = [
         (f"{r['type']}.{r['name']}", r.get("expressions", {}), f"{r['type']}.{r['name']}" in planned)
         for r in config.get("resources", [])

@@ -75,8 +75,8 @@ def write_stub_module(root: Path, spec: dict[str, Any]) -> Path:
     ``default = null`` (the real defaults are the module's business; a stub
     only has to accept exactly the arguments the real module accepts).
     """
-    host, namespace, name, system = spec["source"].split("/")
-    folder = root / host / namespace / name / system / spec["version"]
+    host, namespace, name, system = str(spec["source"]).split("/")
+    folder: Path = root / host / namespace / name / system / spec["version"]
     folder.mkdir(parents=True, exist_ok=True)
     lines = [
         f"# STUB of {spec['source']} {spec['version']} ({spec.get('tag', '')}), generated from",
