@@ -152,6 +152,15 @@ def test_install_fails_before_writing_on_schema_data_of_another_version(proto, t
     assert not (tmp_path / "mirror").exists()
 
 
+def test_install_names_what_the_python_lacks_and_writes_nothing(proto, tmp_path):
+    bare = tmp_path / "bare-python"  # this interpreter without site-packages
+    bare.write_text(f"#!/bin/sh\nexec '{sys.executable}' -I -S \"$@\"\n")
+    bare.chmod(0o755)
+    with pytest.raises(RuntimeError, match=r"lacks grpc, google\.protobuf, msgpack, grpc_tools; install"):
+        installer.install(tmp_path / "mirror", str(bare), proto=proto)
+    assert not (tmp_path / "mirror").exists()
+
+
 def test_install_cli_replaces_the_package_whole(mirror, tmp_path, proto):
     target = tmp_path / "m"
     argv = ["install", "--mirror", str(target), "--python", sys.executable, "--proto", str(proto)]
@@ -443,6 +452,13 @@ def test_init_and_validate_pass_on_deployment_and_claim(terraform, tf_env, small
     assert 'provider "registry.terraform.io/hashicorp/kubernetes"' in lock
     assert 'version     = "2.38.0"' in lock
     assert _files(installer.package_dir(mirror)) == before, "running the stand-in changed its package"
+
+
+@pytest.mark.terraform
+def test_validate_without_plugin_tls(terraform, tf_env, small):
+    # TF_DISABLE_PLUGIN_TLS: Terraform sends no client certificate; the stand-in serves plain gRPC.
+    proc = tf(terraform, {**tf_env, "TF_DISABLE_PLUGIN_TLS": "1"}, small, "validate")
+    assert "Success! The configuration is valid." in proc.stdout
 
 
 @pytest.mark.terraform
