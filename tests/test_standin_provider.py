@@ -2,8 +2,10 @@
 
 The real provider 2.38.0 cannot be built here, so ``terraform validate`` and
 ``terraform plan`` run against a stand-in serving our schema data.  These
-tests prove it works with real Terraform (>= 1.9, on PATH) and the real coder
-provider (``terraform-provider-coder`` on PATH): configurations validate and
+tests prove it works with real Terraform (>= 1.9: ``CODERBUNDLE_TERRAFORM``,
+else on PATH) and the real coder provider 2.18.0 (from
+``CODERBUNDLE_PROVIDER_MIRROR``, else ``terraform-provider-coder`` on PATH),
+each laid out in a filesystem mirror of its own: configurations validate and
 plan, Terraform's own diagnostics catch a misspelled argument and a missing
 required block, and the five rendered templates validate and plan.
 """
@@ -388,9 +390,9 @@ def test_value_from_json_handles_dynamic_values():
 
 @pytest.fixture(scope="session")
 def terraform():
-    path = shutil.which("terraform")
+    path = os.environ.get("CODERBUNDLE_TERRAFORM") or shutil.which("terraform")
     if path is None:
-        pytest.skip("terraform is not installed")
+        pytest.skip("terraform is not installed (neither CODERBUNDLE_TERRAFORM nor terraform on PATH)")
     version = json.loads(subprocess.run([path, "version", "-json"], capture_output=True, check=True).stdout)
     major, minor = (int(x) for x in version["terraform_version"].split(".")[:2])
     if (major, minor) < (1, 9):
@@ -398,9 +400,20 @@ def terraform():
     return path
 
 
+def coder_provider():
+    """The real coder provider binary: from scripts/build_tools.py's mirror, else on PATH."""
+    mirror = os.environ.get("CODERBUNDLE_PROVIDER_MIRROR")
+    if mirror:
+        built = Path(mirror, "registry.terraform.io/coder/coder", CODER_VERSION, "linux_amd64")
+        binary = built / f"terraform-provider-coder_v{CODER_VERSION}"
+        if binary.is_file():
+            return str(binary)
+    return shutil.which("terraform-provider-coder")
+
+
 @pytest.fixture(scope="session")
 def tf_env(mirror, tmp_path_factory):
-    coder = shutil.which("terraform-provider-coder")
+    coder = coder_provider()
     if coder:
         package = mirror / "registry.terraform.io" / "coder" / "coder" / CODER_VERSION / "linux_amd64"
         package.mkdir(parents=True, exist_ok=True)
@@ -521,8 +534,11 @@ def without_modules(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def templates(terraform, tf_env, tmp_path_factory):
-    if not shutil.which("terraform-provider-coder"):
-        pytest.skip("terraform-provider-coder (the real coder provider) is not on PATH")
+    if not coder_provider():
+        pytest.skip(
+            "the real coder provider is missing "
+            "(neither CODERBUNDLE_PROVIDER_MIRROR nor terraform-provider-coder on PATH)"
+        )
     settings = load_settings(ROOT, {})
     out = tmp_path_factory.mktemp("rendered")
     work = {}
