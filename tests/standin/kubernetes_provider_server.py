@@ -434,10 +434,10 @@ def serve(schema_path: Path, stubs: Path, tls_dir: Path | None = None) -> int:
     cert_field = ""
     if client_cert:  # Terraform's AutoMTLS (on unless TF_DISABLE_PLUGIN_TLS is set)
         key_pem, cert_pem = _server_key_pair(tls_dir or stubs.parent)
-        # Server-side TLS only: Terraform's client certificate is ECDSA P-521, a signature
-        # scheme gRPC's BoringSSL does not list in its TLS 1.3 CertificateRequest, so Go
-        # would send no certificate and the handshake would fail.  Terraform still pins
-        # the server certificate printed in the handshake line.
+        # Server-side TLS only: Terraform's client certificate is ECDSA P-521, and gRPC's
+        # TLS server lists no ECDSA-with-SHA-512 among the signature algorithms it asks
+        # clients for, so Go would send no certificate and the handshake would fail.
+        # Terraform still pins the server certificate printed in the handshake line.
         creds = grpc.ssl_server_credentials([(key_pem, cert_pem)])
         port = server.add_secure_port("127.0.0.1:0", creds)
         der = base64.b64decode(b"".join(cert_pem.strip().splitlines()[1:-1]))
