@@ -371,6 +371,15 @@ def test_apply_import_and_data_reads_refuse_saying_it_is_a_standin(provider):
         assert "not the real provider" in diag.detail
 
 
+def test_metadata_lists_the_types_and_stop_answers(provider):
+    pb, client = provider
+    meta = client.GetMetadata(pb.GetMetadata.Request())
+    assert sorted(r.type_name for r in meta.resources) == sorted(SCHEMA["resources"])
+    assert sorted(d.type_name for d in meta.data_sources) == sorted(SCHEMA["data"])
+    assert not client.GetFunctions(pb.GetFunctions.Request()).functions
+    assert client.StopProvider(pb.StopProvider.Request()).Error == ""
+
+
 def test_unknown_resource_type_is_an_error(provider):
     pb, client = provider
     resp = client.ValidateResourceConfig(pb.ValidateResourceConfig.Request(type_name="kubernetes_nope_v1"))
@@ -459,8 +468,11 @@ def _files(directory):
 @pytest.mark.terraform
 def test_init_and_validate_pass_on_deployment_and_claim(terraform, tf_env, small, mirror):
     before = _files(installer.package_dir(mirror))
-    proc = tf(terraform, tf_env, small, "validate")
+    proc = tf(terraform, {**tf_env, "TF_LOG": "debug"}, small, "validate")
     assert "Success! The configuration is valid." in proc.stdout
+    # Terraform stops it through plugin.GRPCController/Shutdown, not by killing it after 2 s.
+    assert "plugin exited" in proc.stderr
+    assert "plugin failed to exit gracefully" not in proc.stderr
     lock = (small / ".terraform.lock.hcl").read_text()
     assert 'provider "registry.terraform.io/hashicorp/kubernetes"' in lock
     assert 'version     = "2.38.0"' in lock
