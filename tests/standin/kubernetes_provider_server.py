@@ -448,7 +448,8 @@ def serve(schema_path: Path, stubs: Path, tls_dir: Path | None = None) -> int:
     print(f"{CORE_PROTOCOL}|{APP_PROTOCOL}|tcp|127.0.0.1:{port}|grpc|{cert_field}", flush=True)
     done.wait()
     server.stop(grace=0.2).wait()
-    return 0
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown: Terraform waits for the process to end
 
 
 def main(argv: list[str] | None = None) -> int:
