@@ -34,8 +34,11 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # the server module beside this file, also when run as a script
-from kubernetes_provider_server import PROVIDER, STANDIN_NOTE, VERSION, Schema  # noqa: E402
+if __package__:  # imported by the tests as standin.kubernetes_provider
+    from standin.kubernetes_provider_server import PROVIDER, STANDIN_NOTE, VERSION, Schema
+else:  # run as a script: the server module is beside this file
+    sys.path.insert(0, str(HERE))
+    from kubernetes_provider_server import PROVIDER, STANDIN_NOTE, VERSION, Schema
 
 __all__ = ["BINARY", "find_proto", "generate_stubs", "install", "main", "package_dir"]
 
