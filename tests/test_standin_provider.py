@@ -16,8 +16,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -183,6 +185,46 @@ def test_launcher_refuses_to_run_outside_terraform(mirror):
     assert proc.returncode == 1
     assert "Terraform starts it" in proc.stderr
     assert "stand-in" in proc.stderr
+
+
+def _running(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_launcher_serves_and_exits_when_terraform_dies(mirror, tmp_path):
+    launcher = installer.package_dir(mirror) / installer.BINARY
+    env = {
+        **os.environ,
+        standin.MAGIC_COOKIE_KEY: standin.MAGIC_COOKIE_VALUE,
+        "PLUGIN_PROTOCOL_VERSIONS": "5,6",
+    }
+    env["PLUGIN_CLIENT_CERT"] = (installer.package_dir(mirror) / "standin" / "server.pem").read_text()
+    handshake = tmp_path / "handshake"
+    # A parent that starts the plugin, waits for its handshake and dies, as a killed Terraform would.
+    script = f"'{launcher}' > '{handshake}' 2>/dev/null & echo $!; read -r _"
+    parent = subprocess.Popen(["sh", "-c", script], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    pid = int(parent.stdout.readline())
+    deadline = time.monotonic() + 30
+    while not handshake.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    parent.communicate(b"\n", timeout=10)
+    fields = handshake.read_text().strip().split("|")
+    assert fields[:3] == ["1", "6", "tcp"]
+    assert fields[3].startswith("127.0.0.1:")
+    assert fields[4] == "grpc"
+    assert len(fields[5]) > 50  # the server certificate, base64 DER without padding
+    assert "=" not in fields[5]
+    try:
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _running(pid), "the stand-in outlived its parent"
+    finally:
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 # --- the protocol, in process --------------------------------------------------------------------

@@ -397,6 +397,7 @@ def load_stubs(stubs: Path) -> tuple[Any, Any]:
 
 def serve(schema_path: Path, stubs: Path, tls_dir: Path | None = None) -> int:
     """Run as a Terraform plugin: handshake on stdout, serve until Terraform shuts it down."""
+    parent = os.getppid()
     if os.environ.get(MAGIC_COOKIE_KEY) != MAGIC_COOKIE_VALUE:
         print(
             f"This is a Terraform provider plugin ({STANDIN_NOTE}); Terraform starts it, not you.",
@@ -446,7 +447,9 @@ def serve(schema_path: Path, stubs: Path, tls_dir: Path | None = None) -> int:
         port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print(f"{CORE_PROTOCOL}|{APP_PROTOCOL}|tcp|127.0.0.1:{port}|grpc|{cert_field}", flush=True)
-    done.wait()
+    while not done.wait(timeout=1.0):
+        if os.getppid() != parent:  # Terraform died without shutting us down: do not linger
+            break
     server.stop(grace=0.2).wait()
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown: Terraform waits for the process to end
