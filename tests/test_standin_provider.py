@@ -204,14 +204,17 @@ def test_launcher_serves_and_exits_when_terraform_dies(mirror, tmp_path):
     }
     env["PLUGIN_CLIENT_CERT"] = (installer.package_dir(mirror) / "standin" / "server.pem").read_text()
     handshake = tmp_path / "handshake"
+    handshake.touch()
     # A parent that starts the plugin, waits for its handshake and dies, as a killed Terraform would.
     script = f"'{launcher}' > '{handshake}' 2>/dev/null & echo $!; read -r _"
-    parent = subprocess.Popen(["sh", "-c", script], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    pid = int(parent.stdout.readline())
-    deadline = time.monotonic() + 30
-    while not handshake.read_text() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    parent.communicate(b"\n", timeout=10)
+    with subprocess.Popen(
+        ["sh", "-c", script], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    ) as parent:
+        pid = int(parent.stdout.readline())
+        deadline = time.monotonic() + 30
+        while not handshake.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        parent.communicate(b"\n", timeout=10)
     fields = handshake.read_text().strip().split("|")
     assert fields[:3] == ["1", "6", "tcp"]
     assert fields[3].startswith("127.0.0.1:")
