@@ -578,6 +578,67 @@ def test_plan_gives_configured_values_and_unknown_ids(terraform, tf_env, small):
     assert show["planned_values"]["outputs"]["pvc_id"].get("value") is None  # known after apply
 
 
+EXISTING = """
+terraform {
+  required_providers {
+    kubernetes = { source = "hashicorp/kubernetes", version = "~> 2.38.0" }
+  }
+}
+
+resource "kubernetes_namespace_v1" "ws" {
+  metadata {
+    name   = "ws"
+    labels = { team = "platform" }
+  }
+}
+"""
+
+
+def _state_resource(type_name, name, attributes):
+    return {
+        "mode": "managed",
+        "type": type_name,
+        "name": name,
+        "provider": 'provider["registry.terraform.io/hashicorp/kubernetes"]',
+        "instances": [{"schema_version": 0, "attributes": attributes, "sensitive_attributes": []}],
+    }
+
+
+@pytest.mark.terraform
+def test_plan_updates_and_deletes_objects_from_existing_state(terraform, tf_env, tmp_path):
+    (tmp_path / "main.tf").write_text(EXISTING)
+    state = {
+        "version": 4,
+        "terraform_version": "1.9.8",
+        "serial": 1,
+        "lineage": "5e0f7c1a-0000-4000-8000-000000000001",
+        "outputs": {},
+        "resources": [
+            _state_resource(
+                "kubernetes_namespace_v1",
+                "ws",
+                {"id": "ws", "metadata": [{"name": "ws", "labels": {"team": "apps"}}], "timeouts": []},
+            ),
+            _state_resource(
+                "kubernetes_config_map_v1",
+                "gone",
+                {"id": "ws/gone", "metadata": [{"name": "gone", "namespace": "ws"}], "data": {"a": "b"}},
+            ),
+        ],
+    }
+    (tmp_path / "terraform.tfstate").write_text(json.dumps(state))
+    tf(terraform, tf_env, tmp_path, "init")
+    tf(terraform, tf_env, tmp_path, "plan", "-out=plan.bin")  # UpgradeResourceState, ReadResource, plan
+    show = json.loads(tf(terraform, tf_env, tmp_path, "show", "-json", "plan.bin").stdout)
+    changes = {c["address"]: c["change"] for c in show["resource_changes"]}
+    ws = changes["kubernetes_namespace_v1.ws"]
+    assert ws["actions"] == ["update"]
+    assert ws["before"]["metadata"][0]["labels"] == {"team": "apps"}
+    assert ws["after"]["metadata"][0]["labels"] == {"team": "platform"}
+    assert ws["after"]["id"] == "ws"  # an existing object keeps its id
+    assert changes["kubernetes_config_map_v1.gone"]["actions"] == ["delete"]
+
+
 # --- the rendered templates ----------------------------------------------------------------------
 
 _MODULE_BLOCK = re.compile(r'^module "[^"]+" \{\n.*?^\}\n', re.MULTILINE | re.DOTALL)
