@@ -34,8 +34,11 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))  # the server module beside this file, also when run as a script
-from kubernetes_provider_server import PROVIDER, STANDIN_NOTE, VERSION, Schema  # noqa: E402
+if __package__:  # imported by the tests as standin.kubernetes_provider
+    from standin.kubernetes_provider_server import PROVIDER, STANDIN_NOTE, VERSION, Schema
+else:  # run as a script: the server module is beside this file
+    sys.path.insert(0, str(HERE))
+    from kubernetes_provider_server import PROVIDER, STANDIN_NOTE, VERSION, Schema
 
 __all__ = ["BINARY", "find_proto", "generate_stubs", "install", "main", "package_dir"]
 
@@ -56,10 +59,14 @@ def package_dir(mirror: Path) -> Path:
 
 def server_key_pair() -> tuple[bytes, bytes]:
     """A self-signed TLS certificate for "localhost", as go-plugin makes its own: PEM key and cert."""
-    from cryptography import x509  # noqa: PLC0415 - install only
-    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415 - install only
-    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415 - install only
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: PLC0415 - install only
+    try:
+        from cryptography import x509  # noqa: PLC0415 - install only
+        from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+        from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: PLC0415
+    except ImportError as exc:
+        msg = f"{sys.executable} has no cryptography; install the dependency group standin"
+        raise RuntimeError(msg) from exc
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
@@ -141,6 +148,33 @@ def find_proto() -> Path:
     return module / PROTO_FILE
 
 
+RUNTIME_MODULES = ("grpc", "google.protobuf", "msgpack", "grpc_tools")
+
+
+def check_python(python: str) -> None:
+    """Fail unless ``python`` runs and has what the server and the stub generator import."""
+    code = (
+        "import importlib.util, sys\n"
+        "def ok(m):\n"
+        "    try:\n"
+        "        return importlib.util.find_spec(m) is not None\n"
+        "    except ImportError:\n"
+        "        return False\n"
+        "sys.exit(', '.join(m for m in sys.argv[1:] if not ok(m)) or None)\n"
+    )
+    try:
+        proc = subprocess.run(
+            [python, "-c", code, *RUNTIME_MODULES], capture_output=True, text=True, check=False, timeout=60
+        )
+    except OSError as exc:
+        msg = f"cannot run --python {python}: {exc.strerror}"
+        raise RuntimeError(msg) from exc
+    if proc.returncode != 0:
+        missing = proc.stderr.strip() or f"exit {proc.returncode}"
+        msg = f"--python {python} lacks {missing}; install the dependency group standin into it"
+        raise RuntimeError(msg)
+
+
 def generate_stubs(proto: Path, out: Path, python: str) -> Path:
     """Generate ``tfplugin6_pb2*.py`` into ``out`` with ``python``'s grpcio-tools; ``out`` returned."""
     out.mkdir(parents=True, exist_ok=True)
@@ -192,6 +226,7 @@ def install(mirror: Path, python: str, *, schema: Path = REPO_SCHEMA, proto: Pat
     """
     python = str(Path(python).absolute())
     Schema.load(schema)  # fail before writing anything
+    check_python(python)
     proto = proto or find_proto()
     package = package_dir(mirror.absolute())
     package.parent.mkdir(parents=True, exist_ok=True)

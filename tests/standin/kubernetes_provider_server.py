@@ -397,6 +397,7 @@ def load_stubs(stubs: Path) -> tuple[Any, Any]:
 
 def serve(schema_path: Path, stubs: Path, tls_dir: Path | None = None) -> int:
     """Run as a Terraform plugin: handshake on stdout, serve until Terraform shuts it down."""
+    parent = os.getppid()
     if os.environ.get(MAGIC_COOKIE_KEY) != MAGIC_COOKIE_VALUE:
         print(
             f"This is a Terraform provider plugin ({STANDIN_NOTE}); Terraform starts it, not you.",
@@ -434,10 +435,10 @@ def serve(schema_path: Path, stubs: Path, tls_dir: Path | None = None) -> int:
     cert_field = ""
     if client_cert:  # Terraform's AutoMTLS (on unless TF_DISABLE_PLUGIN_TLS is set)
         key_pem, cert_pem = _server_key_pair(tls_dir or stubs.parent)
-        # Server-side TLS only: Terraform's client certificate is ECDSA P-521, a signature
-        # scheme gRPC's BoringSSL does not list in its TLS 1.3 CertificateRequest, so Go
-        # would send no certificate and the handshake would fail.  Terraform still pins
-        # the server certificate printed in the handshake line.
+        # Server-side TLS only: Terraform's client certificate is ECDSA P-521, and gRPC's
+        # TLS server lists no ECDSA-with-SHA-512 among the signature algorithms it asks
+        # clients for, so Go would send no certificate and the handshake would fail.
+        # Terraform still pins the server certificate printed in the handshake line.
         creds = grpc.ssl_server_credentials([(key_pem, cert_pem)])
         port = server.add_secure_port("127.0.0.1:0", creds)
         der = base64.b64decode(b"".join(cert_pem.strip().splitlines()[1:-1]))
@@ -446,9 +447,12 @@ def serve(schema_path: Path, stubs: Path, tls_dir: Path | None = None) -> int:
         port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print(f"{CORE_PROTOCOL}|{APP_PROTOCOL}|tcp|127.0.0.1:{port}|grpc|{cert_field}", flush=True)
-    done.wait()
+    while not done.wait(timeout=1.0):
+        if os.getppid() != parent:  # Terraform died without shutting us down: do not linger
+            break
     server.stop(grace=0.2).wait()
-    return 0
+    sys.stdout.flush()
+    os._exit(0)  # skip interpreter teardown: Terraform waits for the process to end
 
 
 def main(argv: list[str] | None = None) -> int:
