@@ -45,7 +45,11 @@ def _tools_env() -> dict[str, str]:
     }
     if not all(Path(v).exists() for v in found.values()):
         return {}
-    return {k: v for k, v in found.items() if k not in os.environ}
+    found = {k: v for k, v in found.items() if k not in os.environ}
+    # Tests and tools that call `terraform` by name get the one built from source.
+    terraform_dir = str(Path(found.get("CODERBUNDLE_TERRAFORM", os.environ.get("CODERBUNDLE_TERRAFORM", ""))).parent)
+    found["PATH"] = os.pathsep.join([terraform_dir, os.environ.get("PATH", "")])
+    return found
 
 
 def _install(session: nox.Session, *extra: str, package: str = ".") -> None:
@@ -63,7 +67,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite (Docker tests run when a daemon answers: see .ci/docker-setup.sh)."""
-    _install(session, *TEST_DEPS)
+    _install(session, *TEST_DEPS, *STANDIN_DEPS)
     session.env.update(_tools_env())
     session.run("pytest", *session.posargs)
 
