@@ -47,7 +47,8 @@ def _tools_env() -> dict[str, str]:
         return {}
     found = {k: v for k, v in found.items() if k not in os.environ}
     # Tests and tools that call `terraform` by name get the one built from source.
-    terraform_dir = str(Path(found.get("CODERBUNDLE_TERRAFORM", os.environ.get("CODERBUNDLE_TERRAFORM", ""))).parent)
+    terraform = found.get("CODERBUNDLE_TERRAFORM") or os.environ.get("CODERBUNDLE_TERRAFORM", "")
+    terraform_dir = str(Path(terraform).parent)
     found["PATH"] = os.pathsep.join([terraform_dir, os.environ.get("PATH", "")])
     return found
 
