@@ -2,16 +2,24 @@
 
 Every session calls `python -m coderbundle <verb>` (or pytest), so a local run
 and CI take the same path.  `publish`, `deploy` and `images` never run by accident.
+`nox -s cli -- <args>` runs any coderbundle command (`nox -s cli -- --help`).
+
+coderbundle's progress and messages go to stderr and its `--format json`
+report to stdout; nox would merge the two, so the sessions keep stderr apart
+(`stderr=None`) and `nox -s validate -- --format json > report.json` parses.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nox
 
 nox.needs_version = ">=2024.10.9"
-nox.options.default_venv_backend = "venv"
+# uv creates the virtualenvs and installs from PyPI when nox can find it (the
+# `uv` package beside nox, or on PATH); plain venv + pip otherwise.
+nox.options.default_venv_backend = "uv|venv"
 nox.options.reuse_venv = "yes"
 nox.options.sessions = ["lint", "tests", "validate"]
 
@@ -19,10 +27,34 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "test")
 LINT_DEPS = nox.project.dependency_groups(PYPROJECT, "lint")
 IMAGES_DEPS = nox.project.dependency_groups(PYPROJECT, "images")
+SCHEMAS_DEPS = nox.project.dependency_groups(PYPROJECT, "schemas")
+# Debian keeps locally added CA certificates here (what .ci/run passes to image builds).
+LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
 
 
 def _install(session: nox.Session, *extra: str, package: str = ".") -> None:
     session.install("-e", package, *extra)
+
+
+def _coderbundle(session: nox.Session, *args: str) -> None:
+    """`python -m coderbundle ...` with stderr kept apart from the stdout report."""
+    session.run("python", "-m", "coderbundle", *args, *session.posargs, stderr=None)
+
+
+def local_ca_env(ca_dir: Path = LOCAL_CA_DIR, build_dir: Path = Path("build")) -> dict[str, str]:
+    """Behind a TLS-intercepting proxy image builds need the machine's local CAs, as in .ci/run.
+
+    Returns ``{"CODERBUNDLE_EXTRA_CA_CERT": <bundle>}`` when ``ca_dir`` holds ``*.crt``
+    files and the variable is not set already; an empty dict otherwise.
+    """
+    certs = sorted(ca_dir.glob("*.crt"))
+    if os.environ.get("CODERBUNDLE_EXTRA_CA_CERT") or not certs:
+        return {}
+    pems = [c.read_text(encoding="utf-8") for c in certs]
+    bundle = build_dir / "extra-ca.pem"
+    bundle.parent.mkdir(parents=True, exist_ok=True)
+    bundle.write_text("".join(p if p.endswith("\n") else p + "\n" for p in pems), encoding="utf-8")
+    return {"CODERBUNDLE_EXTRA_CA_CERT": str(bundle.resolve())}
 
 
 @nox.session
@@ -37,21 +69,21 @@ def lint(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite (Docker tests run when a daemon answers: see .ci/docker-setup.sh)."""
     _install(session, *TEST_DEPS)
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *session.posargs, env=local_ca_env())
 
 
 @nox.session
 def render(session: nox.Session) -> None:
     """Render templates into build/templates/ (`nox -s render -- nodejs`)."""
     _install(session)
-    session.run("python", "-m", "coderbundle", "render", *session.posargs)
+    _coderbundle(session, "render")
 
 
 @nox.session
 def validate(session: nox.Session) -> None:
     """Render and validate every template (`-- --format json` for CI)."""
     _install(session)
-    session.run("python", "-m", "coderbundle", "validate", *session.posargs)
+    _coderbundle(session, "validate")
 
 
 @nox.session(default=False)
@@ -60,7 +92,7 @@ def images(session: nox.Session) -> None:
     _install(session, *IMAGES_DEPS)
     dockerfiles = sorted(str(p) for p in Path("images").glob("*/Dockerfile"))
     session.run("hadolint", "--config", "images/.hadolint.yaml", *dockerfiles)
-    session.run("python", "-m", "coderbundle", "images", "build", *session.posargs)
+    _coderbundle(session, "images", "build")
 
 
 @nox.session(default=False)
@@ -70,7 +102,7 @@ def publish(session: nox.Session) -> None:
     Without CODER_URL it writes dist/ (what would be uploaded, and the plan) and pushes nothing.
     """
     _install(session)
-    session.run("python", "-m", "coderbundle", "publish", *session.posargs)
+    _coderbundle(session, "publish")
 
 
 @nox.session
@@ -85,7 +117,7 @@ def chart(session: nox.Session) -> None:
 def deploy(session: nox.Session) -> None:
     """Deploy the server chart (`nox -s deploy -- -f values.yaml [--dry-run]`)."""
     _install(session, package=".[deploy]")
-    session.run("python", "-m", "coderbundle", "deploy", *session.posargs)
+    _coderbundle(session, "deploy")
 
 
 @nox.session(default=False)
@@ -96,3 +128,31 @@ def bench(session: nox.Session) -> None:
     session.run("python", "scripts/bench_publish.py")
     if "images" in session.posargs:
         session.run("python", "scripts/bench_images.py")
+
+
+@nox.session(name="vault-setup", default=False)
+def vault_setup(session: nox.Session) -> None:
+    """Write the chart's secrets, policy and auth role to Vault (`-- -f secrets.yaml --dry-run`)."""
+    _install(session)
+    _coderbundle(session, "vault-setup")
+
+
+@nox.session(default=False)
+def cli(session: nox.Session) -> None:
+    """Any coderbundle command: `nox -s cli -- validate nodejs`, `nox -s cli -- --help`."""
+    _install(session, package=".[deploy]")
+    _coderbundle(session)
+
+
+@nox.session(default=False)
+def schemas(session: nox.Session) -> None:
+    """Regenerate tools/coderbundle/data/*.json (`-- --provider-git-dir ... --registry-git-dir ...`)."""
+    _install(session, *SCHEMAS_DEPS)
+    session.run("python", "scripts/gen_schemas.py", *session.posargs)
+
+
+@nox.session(default=False)
+def mistakes(session: nox.Session) -> None:
+    """Run the mistake catalogue through the validator and `terraform fmt` (docs/schemas.md)."""
+    _install(session)
+    session.run("python", "scripts/mistake_catalogue.py", *session.posargs)
