@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,8 @@ class WorkspaceDefaults:
     inactivity_timeout: str = "4h"
     dormancy_deletion: str = "168h"
     namespace: str = "coder-workspaces"
+    # Web apps on subdomains: needs the server's wildcard access URL (see _subdomain_apps).
+    subdomain_apps: bool = False
 
     @property
     def home_disk_gib(self) -> int:
@@ -127,6 +129,7 @@ def _chart_workspace_values(path: Path) -> dict[str, str]:
 def _workspace_defaults(root: Path, table: Mapping[str, Any], source: Path) -> WorkspaceDefaults:
     table = dict(table)
     values_file = table.pop("values_file", "")
+    table.pop("subdomain_apps", None)  # a bool, not a string: see _subdomain_apps
     unknown = set(table) - set(WorkspaceDefaults.__dataclass_fields__)
     if unknown:
         msg = f"{source}: unknown key workspace.{min(unknown)}; see README.md for the keys"
@@ -161,9 +164,11 @@ def load_settings(root: Path, env: Mapping[str, str]) -> Settings:
     registry = data.get("registry", {})
     coder = data.get("coder", {})
     images = data.get("images", {})
+    workspace = _workspace_defaults(root, data.get("workspace", {}), source)
+    workspace = replace(workspace, subdomain_apps=_subdomain_apps(root, data.get("workspace", {}), env, source))
     return Settings(
         root=root,
-        workspace=_workspace_defaults(root, data.get("workspace", {}), source),
+        workspace=workspace,
         registry=env.get("CODERBUNDLE_REGISTRY", registry.get("host", "")),
         repository_prefix=env.get(
             "CODERBUNDLE_REPOSITORY_PREFIX", registry.get("prefix", "coderbundle")
@@ -176,3 +181,38 @@ def load_settings(root: Path, env: Mapping[str, str]) -> Settings:
         extra_ca_cert=env.get("CODERBUNDLE_EXTRA_CA_CERT", images.get("extra_ca_cert", "")),
         upstream_image=env.get("CODERBUNDLE_UPSTREAM_IMAGE", images.get("upstream_image", "")),
     )
+
+
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _subdomain_apps(root: Path, table: Mapping[str, Any], env: Mapping[str, str], source: Path) -> bool:
+    """Whether templates serve web apps on subdomains (the ``subdomain_apps`` variable).
+
+    ``CODERBUNDLE_SUBDOMAIN_APPS`` wins, then ``[workspace] subdomain_apps``; without
+    either, true exactly when ``values_file`` sets ``coder.config.wildcardAccessUrl``.
+    """
+    if "CODERBUNDLE_SUBDOMAIN_APPS" in env:
+        raw = env["CODERBUNDLE_SUBDOMAIN_APPS"].strip().lower()
+        if raw not in _BOOLS:
+            msg = f"CODERBUNDLE_SUBDOMAIN_APPS={raw!r} is not a boolean; set it to true or false"
+            raise SettingsError(msg)
+        return _BOOLS[raw]
+    if "subdomain_apps" in table:
+        value = table["subdomain_apps"]
+        if not isinstance(value, bool):
+            msg = f"{source}: workspace.subdomain_apps = {value!r} must be true or false (no quotes)"
+            raise SettingsError(msg)
+        return value
+    values_file = table.get("values_file", "")
+    return bool(values_file) and bool(_chart_wildcard_url(root / values_file))
+
+
+def _chart_wildcard_url(path: Path) -> str:
+    """``coder.config.wildcardAccessUrl`` of a chart values file ('' when unset)."""
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return ""  # _chart_workspace_values has already reported an unreadable file
+    config = (values.get("coder") or {}).get("config") or {} if isinstance(values, dict) else {}
+    return str(config.get("wildcardAccessUrl") or "") if isinstance(config, dict) else ""
