@@ -47,6 +47,11 @@ def test_environment_wins_over_bundle_toml(bundle):
     assert load_settings(bundle, {"CODERBUNDLE_SUBDOMAIN_APPS": "false"}).workspace.subdomain_apps is False
 
 
+def test_an_empty_environment_value_counts_as_unset(bundle):
+    _with_workspace_keys(bundle, "subdomain_apps = true\n")
+    assert load_settings(bundle, {"CODERBUNDLE_SUBDOMAIN_APPS": ""}).workspace.subdomain_apps is True
+
+
 def test_derived_from_the_chart_values_wildcard_url(bundle):
     _values(bundle, "*.workspace.coder.example.com")
     _with_workspace_keys(bundle, 'values_file = "coder.yaml"\n')
@@ -67,7 +72,8 @@ def test_explicit_key_wins_over_the_values_file(bundle):
 
 def test_a_quoted_value_is_refused_with_the_fix(bundle):
     _with_workspace_keys(bundle, 'subdomain_apps = "yes"\n')
-    with pytest.raises(SettingsError, match=r"bundle.toml: workspace.subdomain_apps = 'yes' must be true or false"):
+    expected = r"bundle.toml: workspace.subdomain_apps = 'yes' must be true or false"
+    with pytest.raises(SettingsError, match=expected):
         load_settings(bundle, {})
 
 
@@ -76,7 +82,9 @@ def test_a_bad_environment_value_is_refused(bundle):
         load_settings(bundle, {"CODERBUNDLE_SUBDOMAIN_APPS": "maybe"})
 
 
-@pytest.mark.parametrize(("env", "expected"), [({}, "false"), ({"CODERBUNDLE_SUBDOMAIN_APPS": "true"}, "true")])
+@pytest.mark.parametrize(
+    ("env", "expected"), [({}, "false"), ({"CODERBUNDLE_SUBDOMAIN_APPS": "true"}, "true")]
+)
 def test_publish_passes_it_to_every_template(bundle, env, expected):
     settings = load_settings(bundle, env)
     _, plans = plan_templates(render_all(settings), settings, images={}, env={})

@@ -164,8 +164,9 @@ def load_settings(root: Path, env: Mapping[str, str]) -> Settings:
     registry = data.get("registry", {})
     coder = data.get("coder", {})
     images = data.get("images", {})
-    workspace = _workspace_defaults(root, data.get("workspace", {}), source)
-    workspace = replace(workspace, subdomain_apps=_subdomain_apps(root, data.get("workspace", {}), env, source))
+    table = data.get("workspace", {})
+    workspace = _workspace_defaults(root, table, source)
+    workspace = replace(workspace, subdomain_apps=_subdomain_apps(root, table, env, source))
     return Settings(
         root=root,
         workspace=workspace,
@@ -189,11 +190,11 @@ _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no"
 def _subdomain_apps(root: Path, table: Mapping[str, Any], env: Mapping[str, str], source: Path) -> bool:
     """Whether templates serve web apps on subdomains (the ``subdomain_apps`` variable).
 
-    ``CODERBUNDLE_SUBDOMAIN_APPS`` wins, then ``[workspace] subdomain_apps``; without
-    either, true exactly when ``values_file`` sets ``coder.config.wildcardAccessUrl``.
+    ``CODERBUNDLE_SUBDOMAIN_APPS`` wins (empty counts as unset, as CI variables often
+    are), then ``[workspace] subdomain_apps``; without either, true exactly when
+    ``values_file`` sets ``coder.config.wildcardAccessUrl``.
     """
-    if "CODERBUNDLE_SUBDOMAIN_APPS" in env:
-        raw = env["CODERBUNDLE_SUBDOMAIN_APPS"].strip().lower()
+    if raw := env.get("CODERBUNDLE_SUBDOMAIN_APPS", "").strip().lower():
         if raw not in _BOOLS:
             msg = f"CODERBUNDLE_SUBDOMAIN_APPS={raw!r} is not a boolean; set it to true or false"
             raise SettingsError(msg)
