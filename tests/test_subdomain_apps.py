@@ -34,40 +34,40 @@ def _values(root: Path, wildcard: str) -> None:
 
 
 def test_default_is_path_apps(bundle):
-    assert load_settings(bundle, {}).workspace.subdomain_apps is False
+    assert load_settings(bundle, {}).subdomain_apps is False
 
 
 def test_bundle_toml_key_turns_it_on(bundle):
     _with_workspace_keys(bundle, "subdomain_apps = true\n")
-    assert load_settings(bundle, {}).workspace.subdomain_apps is True
+    assert load_settings(bundle, {}).subdomain_apps is True
 
 
 def test_environment_wins_over_bundle_toml(bundle):
     _with_workspace_keys(bundle, "subdomain_apps = true\n")
-    assert load_settings(bundle, {"CODERBUNDLE_SUBDOMAIN_APPS": "false"}).workspace.subdomain_apps is False
+    assert load_settings(bundle, {"CODERBUNDLE_SUBDOMAIN_APPS": "false"}).subdomain_apps is False
 
 
 def test_an_empty_environment_value_counts_as_unset(bundle):
     _with_workspace_keys(bundle, "subdomain_apps = true\n")
-    assert load_settings(bundle, {"CODERBUNDLE_SUBDOMAIN_APPS": ""}).workspace.subdomain_apps is True
+    assert load_settings(bundle, {"CODERBUNDLE_SUBDOMAIN_APPS": ""}).subdomain_apps is True
 
 
 def test_derived_from_the_chart_values_wildcard_url(bundle):
     _values(bundle, "*.workspace.coder.example.com")
     _with_workspace_keys(bundle, 'values_file = "coder.yaml"\n')
-    assert load_settings(bundle, {}).workspace.subdomain_apps is True
+    assert load_settings(bundle, {}).subdomain_apps is True
 
 
 def test_empty_wildcard_url_in_values_means_path_apps(bundle):
     _values(bundle, "")
     _with_workspace_keys(bundle, 'values_file = "coder.yaml"\n')
-    assert load_settings(bundle, {}).workspace.subdomain_apps is False
+    assert load_settings(bundle, {}).subdomain_apps is False
 
 
 def test_explicit_key_wins_over_the_values_file(bundle):
     _values(bundle, "*.workspace.coder.example.com")
     _with_workspace_keys(bundle, 'values_file = "coder.yaml"\nsubdomain_apps = false\n')
-    assert load_settings(bundle, {}).workspace.subdomain_apps is False
+    assert load_settings(bundle, {}).subdomain_apps is False
 
 
 def test_a_quoted_value_is_refused_with_the_fix(bundle):

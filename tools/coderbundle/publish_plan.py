@@ -171,7 +171,7 @@ def _plan_one(
     image = r.template.settings.image
     variables = {"namespace": settings.workspace.namespace}
     if _declares(r.path, "subdomain_apps"):  # every bundle template, via _shared/variables.tf.j2
-        variables["subdomain_apps"] = "true" if settings.workspace.subdomain_apps else "false"
+        variables["subdomain_apps"] = "true" if settings.subdomain_apps else "false"
     if image in images:
         variables["image"] = images[image]
         source = "build/images.json"

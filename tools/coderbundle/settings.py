@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +37,6 @@ class WorkspaceDefaults:
     inactivity_timeout: str = "4h"
     dormancy_deletion: str = "168h"
     namespace: str = "coder-workspaces"
-    # Web apps on subdomains: needs the server's wildcard access URL (see _subdomain_apps).
-    subdomain_apps: bool = False
 
     @property
     def home_disk_gib(self) -> int:
@@ -61,6 +59,8 @@ class Settings:
     publish_concurrency: int = 3
     extra_ca_cert: str = ""
     upstream_image: str = ""
+    # [workspace] subdomain_apps: web apps on subdomains (needs the server's wildcard URL).
+    subdomain_apps: bool = False
 
     @property
     def templates_dir(self) -> Path:
@@ -164,12 +164,10 @@ def load_settings(root: Path, env: Mapping[str, str]) -> Settings:
     registry = data.get("registry", {})
     coder = data.get("coder", {})
     images = data.get("images", {})
-    table = data.get("workspace", {})
-    workspace = _workspace_defaults(root, table, source)
-    workspace = replace(workspace, subdomain_apps=_subdomain_apps(root, table, env, source))
     return Settings(
         root=root,
-        workspace=workspace,
+        workspace=_workspace_defaults(root, data.get("workspace", {}), source),
+        subdomain_apps=_subdomain_apps(root, data.get("workspace", {}), env, source),
         registry=env.get("CODERBUNDLE_REGISTRY", registry.get("host", "")),
         repository_prefix=env.get(
             "CODERBUNDLE_REPOSITORY_PREFIX", registry.get("prefix", "coderbundle")
