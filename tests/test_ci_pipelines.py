@@ -170,30 +170,37 @@ def _json_command_lines() -> list[str]:
     return sorted(lines | {"nox -s validate -- --format json > validate-report.json"})
 
 
-def _copy_repo(dest: Path) -> Path:
+def copy_repo(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """The repository's files in a temporary directory, sharing one `.nox` per test run.
+
+    nox's virtualenvs are the slow part; every copy links `.nox` to the same folder,
+    so each session's environment is created once per test run.
+    """
     ignore = shutil.ignore_patterns(".git", "build", "dist", ".nox", "__pycache__", "*.egg-info", ".*_cache")
-    shutil.copytree(REPO, dest, ignore=ignore)
+    dest = shutil.copytree(REPO, tmp_path_factory.mktemp(name) / "repo", ignore=ignore)
+    shared = tmp_path_factory.getbasetemp() / "nox-envs"
+    shared.mkdir(exist_ok=True)
+    (dest / ".nox").symlink_to(shared, target_is_directory=True)
     return dest
 
 
 @pytest.fixture(scope="module")
 def repo_copy(tmp_path_factory):
-    return _copy_repo(tmp_path_factory.mktemp("ci") / "repo")
+    return copy_repo(tmp_path_factory, "ci")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("line", _json_command_lines())
-def test_json_artifact_parses_when_made_through_nox(line, repo_copy, tmp_path_factory):
+def test_json_artifact_parses_when_made_through_nox(line, repo_copy):
     pytest.importorskip("nox", reason="nox is not installed here (it is in the test dependency group)")
     argv = shlex.split(line)
     assert argv[0] == "nox"
     assert argv[-2] == ">", f"{line}: the pipeline should redirect stdout to the artifact"
     artifact = repo_copy / argv[-1]
-    envdir = tmp_path_factory.getbasetemp() / "nox-envs"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CODER_", "NOX_"))}
     with artifact.open("w") as out:
         proc = subprocess.run(
-            [sys.executable, "-m", "nox", "--envdir", str(envdir), *argv[1:-2]],
+            [sys.executable, "-m", "nox", *argv[1:-2]],
             cwd=repo_copy, env=env, stdout=out, stderr=subprocess.PIPE, text=True, check=False, timeout=600,
         )
     assert proc.returncode == 0, proc.stderr[-3000:]
