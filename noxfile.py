@@ -20,6 +20,9 @@ nox.needs_version = ">=2024.10.9"
 # uv creates the virtualenvs and installs from PyPI when nox can find it (the
 # `uv` package beside nox, or on PATH); plain venv + pip otherwise.
 nox.options.default_venv_backend = "uv|venv"
+# uv trusts only its bundled roots unless told otherwise; behind a TLS-intercepting
+# proxy the machine's store (where .ci/run's local CAs are) is the one that works.
+os.environ.setdefault("UV_SYSTEM_CERTS", "1")
 nox.options.reuse_venv = "yes"
 nox.options.sessions = ["lint", "tests", "validate"]
 

@@ -262,6 +262,12 @@ def test_no_local_cas_or_an_explicit_setting_leaves_the_environment_alone(noxfil
     assert not (tmp_path / "build").exists()
 
 
+def test_uv_uses_the_machine_certificate_store(noxfile):
+    # Behind a TLS-intercepting proxy uv's bundled roots fail where pip and .ci/run work.
+    del noxfile
+    assert os.environ["UV_SYSTEM_CERTS"] in {"1", "true"}
+
+
 def test_nox_and_ci_run_read_the_same_ca_directory(noxfile):
     ci_run = (REPO / ".ci" / "run").read_text()
     assert f"{noxfile.LOCAL_CA_DIR}/*.crt" in ci_run
