@@ -2,6 +2,11 @@
 
 Every session calls `python -m coderbundle <verb>` (or pytest), so a local run
 and CI take the same path.  `publish`, `deploy` and `images` never run by accident.
+`nox -s cli -- <args>` runs any coderbundle command (`nox -s cli -- --help`).
+
+coderbundle's progress and messages go to stderr and its `--format json`
+report to stdout; nox would merge the two, so the sessions keep stderr apart
+(`stderr=None`) and `nox -s validate -- --format json > report.json` parses.
 """
 
 from __future__ import annotations
@@ -13,7 +18,12 @@ from pathlib import Path
 import nox
 
 nox.needs_version = ">=2024.10.9"
-nox.options.default_venv_backend = "venv"
+# uv creates the virtualenvs and installs from PyPI when nox can find it (the
+# `uv` package beside nox, or on PATH); plain venv + pip otherwise.
+nox.options.default_venv_backend = "uv|venv"
+# uv trusts only its bundled roots unless told otherwise; behind a TLS-intercepting
+# proxy the machine's store (where .ci/run's local CAs are) is the one that works.
+os.environ.setdefault("UV_SYSTEM_CERTS", "1")
 nox.options.reuse_venv = "yes"
 nox.options.sessions = ["lint", "tests", "validate", "test-templates"]
 
@@ -51,10 +61,35 @@ def _tools_env() -> dict[str, str]:
     terraform_dir = str(Path(terraform).parent)
     found["PATH"] = os.pathsep.join([terraform_dir, os.environ.get("PATH", "")])
     return found
+SCHEMAS_DEPS = nox.project.dependency_groups(PYPROJECT, "schemas")
+# Debian keeps locally added CA certificates here (what .ci/run passes to image builds).
+LOCAL_CA_DIR = Path("/usr/local/share/ca-certificates")
 
 
 def _install(session: nox.Session, *extra: str, package: str = ".") -> None:
     session.install("-e", package, *extra)
+
+
+def _coderbundle(session: nox.Session, *args: str) -> None:
+    """`python -m coderbundle ...` with stderr kept apart from the stdout report."""
+    session.env.update(_tools_env())
+    session.run("python", "-m", "coderbundle", *args, *session.posargs, stderr=None)
+
+
+def local_ca_env(ca_dir: Path = LOCAL_CA_DIR, build_dir: Path = Path("build")) -> dict[str, str]:
+    """Behind a TLS-intercepting proxy image builds need the machine's local CAs, as in .ci/run.
+
+    Returns ``{"CODERBUNDLE_EXTRA_CA_CERT": <bundle>}`` when ``ca_dir`` holds ``*.crt``
+    files and the variable is not set already; an empty dict otherwise.
+    """
+    certs = sorted(ca_dir.glob("*.crt"))
+    if os.environ.get("CODERBUNDLE_EXTRA_CA_CERT") or not certs:
+        return {}
+    pems = [c.read_text(encoding="utf-8") for c in certs]
+    bundle = build_dir / "extra-ca.pem"
+    bundle.parent.mkdir(parents=True, exist_ok=True)
+    bundle.write_text("".join(p if p.endswith("\n") else p + "\n" for p in pems), encoding="utf-8")
+    return {"CODERBUNDLE_EXTRA_CA_CERT": str(bundle.resolve())}
 
 
 @nox.session
@@ -70,13 +105,12 @@ def tests(session: nox.Session) -> None:
     """Run the test suite (Docker tests run when a daemon answers: see .ci/docker-setup.sh)."""
     _install(session, *TEST_DEPS, *STANDIN_DEPS)
     session.env.update(_tools_env())
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *session.posargs, env=local_ca_env())
 
 
 @nox.session(default=False)
 def tools(session: nox.Session) -> None:
     """Build terraform and the providers from source (needs Go) and the module stubs, once per version."""
-    session.install(*STANDIN_DEPS)
     session.run("python", "scripts/build_tools.py", *session.posargs)
 
 
@@ -84,23 +118,21 @@ def tools(session: nox.Session) -> None:
 def test_templates(session: nox.Session) -> None:
     """Plan every template x preset x start/stop with real terraform and check the invariants."""
     _install(session)
-    session.env.update(_tools_env())
-    session.run("python", "-m", "coderbundle", "test", *session.posargs)
+    _coderbundle(session, "test")
 
 
 @nox.session
 def render(session: nox.Session) -> None:
     """Render templates into build/templates/ (`nox -s render -- nodejs`)."""
     _install(session)
-    session.run("python", "-m", "coderbundle", "render", *session.posargs)
+    _coderbundle(session, "render")
 
 
 @nox.session
 def validate(session: nox.Session) -> None:
     """Render and validate every template (`-- --format json` for CI)."""
     _install(session)
-    session.env.update(_tools_env())
-    session.run("python", "-m", "coderbundle", "validate", *session.posargs)
+    _coderbundle(session, "validate")
 
 
 @nox.session(default=False)
@@ -109,7 +141,7 @@ def images(session: nox.Session) -> None:
     _install(session, *IMAGES_DEPS)
     dockerfiles = sorted(str(p) for p in Path("images").glob("*/Dockerfile"))
     session.run("hadolint", "--config", "images/.hadolint.yaml", *dockerfiles)
-    session.run("python", "-m", "coderbundle", "images", "build", *session.posargs)
+    _coderbundle(session, "images", "build")
 
 
 @nox.session(default=False)
@@ -119,8 +151,7 @@ def publish(session: nox.Session) -> None:
     Without CODER_URL it writes dist/ (what would be uploaded, and the plan) and pushes nothing.
     """
     _install(session)
-    session.env.update(_tools_env())
-    session.run("python", "-m", "coderbundle", "publish", *session.posargs)
+    _coderbundle(session, "publish")
 
 
 @nox.session
@@ -135,7 +166,7 @@ def chart(session: nox.Session) -> None:
 def deploy(session: nox.Session) -> None:
     """Deploy the server chart (`nox -s deploy -- -f values.yaml [--dry-run]`)."""
     _install(session, package=".[deploy]")
-    session.run("python", "-m", "coderbundle", "deploy", *session.posargs)
+    _coderbundle(session, "deploy")
 
 
 @nox.session(default=False)
@@ -151,3 +182,31 @@ def bench(session: nox.Session) -> None:
         session.log("bench_terraform skipped: no offline toolchain (run `nox -s tools`)")
     if "images" in session.posargs:
         session.run("python", "scripts/bench_images.py")
+
+
+@nox.session(name="vault-setup", default=False)
+def vault_setup(session: nox.Session) -> None:
+    """Write the chart's secrets, policy and auth role to Vault (`-- -f secrets.yaml --dry-run`)."""
+    _install(session)
+    _coderbundle(session, "vault-setup")
+
+
+@nox.session(default=False)
+def cli(session: nox.Session) -> None:
+    """Any coderbundle command: `nox -s cli -- validate nodejs`, `nox -s cli -- --help`."""
+    _install(session, package=".[deploy]")
+    _coderbundle(session)
+
+
+@nox.session(default=False)
+def schemas(session: nox.Session) -> None:
+    """Regenerate tools/coderbundle/data/*.json (`-- --provider-git-dir ... --registry-git-dir ...`)."""
+    _install(session, *SCHEMAS_DEPS)
+    session.run("python", "scripts/gen_schemas.py", *session.posargs)
+
+
+@nox.session(default=False)
+def mistakes(session: nox.Session) -> None:
+    """Run the mistake catalogue through the validator and `terraform fmt` (docs/schemas.md)."""
+    _install(session)
+    session.run("python", "scripts/mistake_catalogue.py", *session.posargs)

@@ -145,6 +145,12 @@ def _tfvars(directory: Path) -> bytes:
     return b"".join(p.name.encode() + b"\0" + p.read_bytes() for p in files if p.is_file())
 
 
+def _declares(directory: Path, variable: str) -> bool:
+    """Whether a rendered template declares ``variable`` (Coder refuses values for undeclared ones)."""
+    pattern = re.compile(rf'^variable\s+"{re.escape(variable)}"\s*{{', re.MULTILINE)
+    return any(pattern.search(p.read_text(encoding="utf-8")) for p in sorted(directory.glob("*.tf")))
+
+
 def _content_hash(archive: bytes, variables: Mapping[str, str], secrets: Mapping[str, str | None]) -> str:
     h = hashlib.sha256(archive)
     for key, value in sorted(variables.items()):
@@ -164,6 +170,8 @@ def _plan_one(
         raise PublishError(msg)
     image = r.template.settings.image
     variables = {"namespace": settings.workspace.namespace}
+    if _declares(r.path, "subdomain_apps"):  # every bundle template, via _shared/variables.tf.j2
+        variables["subdomain_apps"] = "true" if settings.subdomain_apps else "false"
     if image in images:
         variables["image"] = images[image]
         source = "build/images.json"

@@ -77,6 +77,8 @@ class Settings:
     extra_ca_cert: str = ""
     upstream_image: str = ""
     terraform: TerraformSettings = field(default_factory=TerraformSettings)
+    # [workspace] subdomain_apps: web apps on subdomains (needs the server's wildcard URL).
+    subdomain_apps: bool = False
 
     @property
     def templates_dir(self) -> Path:
@@ -145,6 +147,7 @@ def _chart_workspace_values(path: Path) -> dict[str, str]:
 def _workspace_defaults(root: Path, table: Mapping[str, Any], source: Path) -> WorkspaceDefaults:
     table = dict(table)
     values_file = table.pop("values_file", "")
+    table.pop("subdomain_apps", None)  # a bool, not a string: see _subdomain_apps
     unknown = set(table) - set(WorkspaceDefaults.__dataclass_fields__)
     if unknown:
         msg = f"{source}: unknown key workspace.{min(unknown)}; see README.md for the keys"
@@ -210,6 +213,7 @@ def load_settings(root: Path, env: Mapping[str, str]) -> Settings:
     return Settings(
         root=root,
         workspace=_workspace_defaults(root, data.get("workspace", {}), source),
+        subdomain_apps=_subdomain_apps(root, data.get("workspace", {}), env, source),
         registry=env.get("CODERBUNDLE_REGISTRY", registry.get("host", "")),
         repository_prefix=env.get("CODERBUNDLE_REPOSITORY_PREFIX", registry.get("prefix", "coderbundle")),
         coder_url=env.get("CODER_URL", "").rstrip("/"),
@@ -221,3 +225,38 @@ def load_settings(root: Path, env: Mapping[str, str]) -> Settings:
         upstream_image=env.get("CODERBUNDLE_UPSTREAM_IMAGE", images.get("upstream_image", "")),
         terraform=_terraform_settings(root, data.get("terraform", {}), env, source),
     )
+
+
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _subdomain_apps(root: Path, table: Mapping[str, Any], env: Mapping[str, str], source: Path) -> bool:
+    """Whether templates serve web apps on subdomains (the ``subdomain_apps`` variable).
+
+    ``CODERBUNDLE_SUBDOMAIN_APPS`` wins (empty counts as unset, as CI variables often
+    are), then ``[workspace] subdomain_apps``; without either, true exactly when
+    ``values_file`` sets ``coder.config.wildcardAccessUrl``.
+    """
+    if raw := env.get("CODERBUNDLE_SUBDOMAIN_APPS", "").strip().lower():
+        if raw not in _BOOLS:
+            msg = f"CODERBUNDLE_SUBDOMAIN_APPS={raw!r} is not a boolean; set it to true or false"
+            raise SettingsError(msg)
+        return _BOOLS[raw]
+    if "subdomain_apps" in table:
+        value = table["subdomain_apps"]
+        if not isinstance(value, bool):
+            msg = f"{source}: workspace.subdomain_apps = {value!r} must be true or false (no quotes)"
+            raise SettingsError(msg)
+        return value
+    values_file = table.get("values_file", "")
+    return bool(values_file) and bool(_chart_wildcard_url(root / values_file))
+
+
+def _chart_wildcard_url(path: Path) -> str:
+    """``coder.config.wildcardAccessUrl`` of a chart values file ('' when unset)."""
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return ""  # _chart_workspace_values has already reported an unreadable file
+    config = (values.get("coder") or {}).get("config") or {} if isinstance(values, dict) else {}
+    return str(config.get("wildcardAccessUrl") or "") if isinstance(config, dict) else ""
