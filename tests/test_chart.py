@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from coderbundle.deploy import KUBE_VERSIONS, Manifest, render_chart, validate_manifests
+from coderbundle.deploy import KUBE_VERSIONS, Manifest, check_rules, render_chart, validate_manifests
 from coderbundle.errors import DeployError
 from coderbundle.settings import WorkspaceDefaults, load_settings
 
@@ -83,8 +83,30 @@ def values_for(case: str) -> dict:
 
 
 @cache
-def rendered(case: str) -> tuple[Manifest, ...]:
-    return tuple(render_chart(CHART, values_for(case), release="coder", namespace="code"))
+def rendered(case: str, kube_version: str | None = None) -> tuple[Manifest, ...]:
+    """The case rendered like a live install on ``kube_version`` (default: the engine's, 1.30+)."""
+    return tuple(
+        render_chart(CHART, values_for(case), release="coder", namespace="code", kube_version=kube_version)
+    )
+
+
+def render(values: dict, kube_version: str | None = None) -> list[dict]:
+    return [
+        m.body
+        for m in render_chart(CHART, values, release="coder", namespace="code", kube_version=kube_version)
+    ]
+
+
+def with_values(case: str, extra: dict) -> dict:
+    """The case's values with ``extra`` deep-merged in (like a second -f file)."""
+
+    def merge(a: dict, b: dict) -> dict:
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    return merge(values_for(case), extra)
 
 
 def objects(case: str, kind: str) -> list[dict]:
@@ -109,12 +131,16 @@ def test_ci_cases_cover_the_matrix():
 
 @pytest.mark.parametrize("case", CASES)
 def test_every_manifest_is_valid_for_oldest_and_newest_kubernetes(case):
-    problems, crds = validate_manifests(rendered(case), CRD_SCHEMAS)
-    assert problems == []
     assert KUBE_VERSIONS == ("1.25.0", "1.37.0")
-    # Custom resources are checked against the hand schemas, never silently skipped.
-    kinds = {m.body["kind"] for m in rendered(case)}
-    assert {ref.split(": ")[1].split("/")[0] for ref in crds} == kinds & set(CRD_SCHEMAS)
+    for version in KUBE_VERSIONS:
+        manifests = rendered(case, version)
+        problems, crds = validate_manifests(manifests, CRD_SCHEMAS, (version,))
+        assert problems == []
+        # ...and nothing the API server's own validation code would reject (schemas miss it).
+        assert check_rules(manifests) == []
+        # Custom resources are checked against the hand schemas, never silently skipped.
+        kinds = {m.body["kind"] for m in manifests}
+        assert {ref.split(": ")[1].split("/")[0] for ref in crds} == kinds & set(CRD_SCHEMAS)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -314,43 +340,45 @@ def granted(rules: list[dict]) -> dict[tuple[str, str], set[str]]:
     return out
 
 
-ALL = {"*"}
-# What a developer may do in the kubernetes template's workload namespace: the chart's
-# developer ClusterRole, which the template binds there (docs/chart.md, "RBAC").
-DEVELOPER_RULES = {
+EDIT = {"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
+# What every developer ClusterRole shares: workloads, read-only NetworkPolicies (the chart's
+# isolation policy must stay), events and endpoint slices.
+WORKLOAD_RULES = {
+    **{("apps", r): EDIT for r in ("deployments", "statefulsets", "daemonsets", "replicasets")},
+    ("batch", "jobs"): EDIT,
+    ("batch", "cronjobs"): EDIT,
     **{
-        ("", r): ALL
-        for r in (
-            "pods",
-            "pods/log",
-            "pods/exec",
-            "pods/attach",
-            "pods/portforward",
-            "services",
-            "endpoints",
-            "configmaps",
-            "secrets",
-            "persistentvolumeclaims",
-            "serviceaccounts",
-            "events",
-        )
-    },
-    **{("apps", r): ALL for r in ("deployments", "statefulsets", "daemonsets", "replicasets")},
-    ("batch", "jobs"): ALL,
-    ("batch", "cronjobs"): ALL,
-    **{
-        (g, r): ALL
+        (g, r): EDIT
         for g in ("autoscaling", "policy")
         for r in ("horizontalpodautoscalers", "poddisruptionbudgets")
     },
-    ("networking.k8s.io", "ingresses"): ALL,
-    ("networking.k8s.io", "networkpolicies"): ALL,
-    ("rbac.authorization.k8s.io", "roles"): ALL,
-    ("rbac.authorization.k8s.io", "rolebindings"): ALL,
+    ("networking.k8s.io", "ingresses"): EDIT,
+    ("networking.k8s.io", "networkpolicies"): READ,
     **{(g, r): READ for g in ("events.k8s.io", "discovery.k8s.io") for r in ("events", "endpointslices")},
+}
+# What a developer may do in their own workload namespace: the chart's developer ClusterRole,
+# which the kubernetes template binds there (docs/chart.md, "RBAC"). Explicit verbs only.
+DEVELOPER_RULES = {
+    **WORKLOAD_RULES,
+    **{
+        ("", r): EDIT
+        for r in ("pods", "services", "configmaps", "secrets", "persistentvolumeclaims", "serviceaccounts")
+    },
+    **{("", r): {"get", "create"} for r in ("pods/exec", "pods/attach", "pods/portforward")},
+    **{("", r): READ for r in ("pods/log", "endpoints", "events")},
+    ("rbac.authorization.k8s.io", "roles"): EDIT,
+    ("rbac.authorization.k8s.io", "rolebindings"): EDIT,
+}
+# A workload namespace shared by several developers: nothing reaching another's Secrets or
+# processes, no ServiceAccounts or RBAC.
+SHARED_DEVELOPER_RULES = {
+    **WORKLOAD_RULES,
+    **{("", r): EDIT for r in ("pods", "services", "configmaps", "persistentvolumeclaims")},
+    **{("", r): READ for r in ("pods/log", "endpoints", "events", "serviceaccounts")},
 }
 BINDINGS = {"create", "get", "update", "patch", "delete"}
 DEVELOPER = "coder-workspace-developer"
+SHARED_DEVELOPER = "coder-workspace-developer-shared"
 TEMPLATE = REPO / "templates" / "kubernetes" / "main.tf.j2"
 
 
@@ -409,10 +437,12 @@ def test_workspace_namespaces_get_exactly_what_the_templates_create(case):
 
 
 def test_the_developer_cluster_role_is_what_the_kubernetes_template_binds():
+    assert role("defaults", "ClusterRole", DEVELOPER) == DEVELOPER_RULES
+    assert role("workspace-namespaces", "ClusterRole", SHARED_DEVELOPER) == SHARED_DEVELOPER_RULES
     for case in ("defaults", "workspace-namespaces"):
-        assert role(case, "ClusterRole", DEVELOPER) == DEVELOPER_RULES
-        # Nobody holds it cluster-wide; the template binds it per namespace.
-        assert all(b["roleRef"]["name"] != DEVELOPER for b in objects(case, "ClusterRoleBinding"))
+        # Nobody holds them cluster-wide; the template binds them per namespace.
+        for b in objects(case, "ClusterRoleBinding"):
+            assert b["roleRef"]["name"] not in {DEVELOPER, SHARED_DEVELOPER}
     if TEMPLATE.is_file():
         assert template_binding() == ("ClusterRole", DEVELOPER)
     # Renamed in the values: the ClusterRole and the provisioner's `bind` follow.
@@ -447,7 +477,7 @@ def test_the_provisioner_holds_no_workload_rights_cluster_wide(case):
     assert bind["resourceNames"] == [DEVELOPER]
 
 
-def test_a_shared_workload_namespace_only_lets_the_provisioner_bind_the_developer_role():
+def test_a_shared_workload_namespace_only_lets_the_provisioner_bind_the_shared_developer_role():
     rules = [
         o["rules"]
         for o in objects("workspace-namespaces", "Role")
@@ -463,7 +493,7 @@ def test_a_shared_workload_namespace_only_lets_the_provisioner_bind_the_develope
         ("rbac.authorization.k8s.io", "clusterroles"): {"bind"},
     }
     (bind,) = bind_rules(rules[0])
-    assert bind["resourceNames"] == [DEVELOPER]
+    assert bind["resourceNames"] == [SHARED_DEVELOPER]
 
 
 def test_migrate_roles_adds_only_get_and_delete_on_roles():
@@ -495,7 +525,7 @@ def test_network_policy_limits_ingress_and_egress():
     policy = one("oidc-gitlab", "NetworkPolicy")["spec"]
     assert policy["policyTypes"] == ["Ingress", "Egress"]
     ports = [{p["port"] for p in rule.get("ports", [])} for rule in policy["ingress"]]
-    assert ports == [{"http"}, {"prometheus-http"}]
+    assert ports == [{"http"}, {"http"}, {"prometheus-http"}]
     egress_ports = [{p["port"] for p in rule.get("ports", [])} for rule in policy["egress"]]
     assert {53} in egress_ports
     assert {5432} in egress_ports

@@ -161,7 +161,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--release", default="coder", help="release name (default: coder)")
     p.add_argument("--dry-run", action="store_true", help="render offline and validate; no cluster")
     p.add_argument(
-        "--output-dir", type=Path, default=None, metavar="DIR", help="with --dry-run: write the manifests here"
+        "--output-dir", type=Path, default=None, metavar="DIR", help="with --dry-run: write the manifests"
     )
     p.set_defaults(func=_cmd_deploy)
 
