@@ -940,6 +940,15 @@ def test_workspace_namespaces_are_isolated_by_default():
     ]:
         assert not egress_allows(policy, ip, port), ip
     assert egress_allows(policy, "140.82.112.3", 443)
+    # The API server endpoints for kubectl in kubernetes-template workspaces.
+    assert egress_allows(policy, "192.168.1.5", 6443)
+    closed = with_values("defaults", {"networkPolicy": {"workspaces": {"apiServerPorts": []}}})
+    (closed_policy,) = [
+        b
+        for b in render(closed)
+        if b["kind"] == "NetworkPolicy" and b["metadata"]["name"] == "coder-workspaces"
+    ]
+    assert not egress_allows(closed_policy, "192.168.1.5", 6443)
     assert egress_allows(policy, "2606:4700::6810:85e5", 443)
     # The access URL through the ingress controller (Traefik in `ingress`).
     ingress_rule = [r for r in egress if r.get("to") == values_for_default_access_url()]
