@@ -168,6 +168,11 @@ def test_seed_keys_keep_their_defaults():
         ({"coder": {"replicas": 2}}, "additional properties 'replicas' not allowed"),
         ({"resources": {"requests": {"cpu": "lots"}}}, "/resources/requests/cpu"),
         ({"vault": {"mode": "sidecar"}}, "/vault/mode"),
+        (
+            {"autoscaling": {"scaleDownStabilizationSeconds": 7200}},
+            "/autoscaling/scaleDownStabilizationSeconds",
+        ),
+        ({"coder": {"strategy": {"type": "Blue"}}}, "/coder/strategy/type"),
         ({"coder": {"workspaces": {"namespaces": [{"name": "Bad_NS"}]}}}, "namespaces/0/name"),
     ],
 )
