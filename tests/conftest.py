@@ -54,8 +54,10 @@ def _toml(data: dict) -> str:
     lines, tables = [], []
     for key, value in data.items():
         if isinstance(value, dict):
-            tables += [f"\n[{key}.{sub}]\n" + "".join(f'{k} = "{v}"\n' for k, v in spec.items())
-                       for sub, spec in value.items()]
+            tables += [
+                f"\n[{key}.{sub}]\n" + "".join(f'{k} = "{v}"\n' for k, v in spec.items())
+                for sub, spec in value.items()
+            ]
         elif isinstance(value, list):
             lines.append(f"{key} = [" + ", ".join(f'"{v}"' for v in value) + "]")
         else:

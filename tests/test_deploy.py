@@ -7,6 +7,7 @@ offline path uses the real Helm engine from helm-python-sdk.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
 import subprocess
@@ -16,7 +17,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from coderbundle.deploy import HELM_TIMEOUT, find_kubeconfig, load_values, rollback_flag, secret_values
+from coderbundle.deploy import (
+    HELM_TIMEOUT,
+    Manifest,
+    check_rules,
+    find_kubeconfig,
+    helm_commands,
+    load_values,
+    render_chart,
+    secret_values,
+    several_replicas,
+)
 from coderbundle.errors import DeployError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,14 +57,20 @@ def one_error_line(proc):
 
 @pytest.fixture
 def fake_helm(tmp_path):
-    """A stand-in `helm` on PATH that logs its argv; `fail=True` makes it echo argv and exit 1."""
+    """A stand-in `helm` on PATH that logs its argv; `fail=True` makes it echo argv and exit 1.
+
+    Each `upgrade` run's argv goes to helm-argv.txt (the last one) and, one run per line, to
+    helm-argv.txt.runs; `helm status` exits with FAKE_HELM_STATUS (default 1: no such release).
+    """
 
     def make(*, fail: bool = False) -> dict[str, str]:
         bin_dir = tmp_path / "bin"
         bin_dir.mkdir()
         log = tmp_path / "helm-argv.txt"
         body = '[ "$1" = version ] && { echo "${FAKE_HELM_VERSION:-v3.16.2+g1a2b3c4}"; exit 0; }\n'
+        body += '[ "$1" = status ] && exit "${FAKE_HELM_STATUS:-1}"\n'
         body += 'printf "%s\\n" "$@" > "$FAKE_HELM_LOG"\n'
+        body += 'echo "$*" >> "$FAKE_HELM_LOG.runs"\n'
         if fail:
             # Like a failing helm that quotes the values it was given.
             body += 'p=; for a in "$@"; do [ "$p" = --values ] && cat "$a" >&2; p=$a; done\n'
@@ -158,28 +175,61 @@ def test_deploy_without_kubeconfig_exits_1(fake_helm, tmp_path):
     assert "no kubeconfig" in one_error_line(proc)
 
 
-def test_deploy_runs_helm_upgrade_install_atomic(fake_helm, tmp_path):
+def test_deploy_runs_helm_upgrade_install_without_rollback(fake_helm, tmp_path):
     env = fake_helm()
     values = CI / "defaults-values.yaml"
     proc = cli("deploy", "-f", str(values), "--namespace", "dev", env=env)
     assert proc.returncode == 0, proc.stderr
     argv = (tmp_path / "helm-argv.txt").read_text().splitlines()
     assert argv[:4] == ["upgrade", "--install", "coder", str(REPO / "chart")]
-    for flag in ("--atomic", "--wait", "--create-namespace"):
+    for flag in ("--wait", "--create-namespace"):
         assert flag in argv
+    # A rollback would start the old coderd on a database already migrated forward.
+    assert "--atomic" not in argv
+    assert "--rollback-on-failure" not in argv
     assert argv[argv.index("--timeout") + 1] == HELM_TIMEOUT
     assert argv[argv.index("--namespace") + 1] == "dev"
     assert argv[argv.index("--values") + 1] == str(values)
+    assert len((tmp_path / "helm-argv.txt.runs").read_text().splitlines()) == 1
 
 
-def test_helm_4_gets_rollback_on_failure(fake_helm, tmp_path):
+def test_helm_4_gets_no_rollback_flag_either(fake_helm, tmp_path):
     env = {**fake_helm(), "FAKE_HELM_VERSION": "v4.2.3+g9a8b7c6"}
     proc = cli("deploy", "-f", str(CI / "defaults-values.yaml"), env=env)
     assert proc.returncode == 0, proc.stderr
     argv = (tmp_path / "helm-argv.txt").read_text().splitlines()
-    assert "--rollback-on-failure" in argv
+    assert "--rollback-on-failure" not in argv
     assert "--atomic" not in argv
-    assert rollback_flag("v3.8.0") == "--atomic"
+
+
+def test_upgrading_several_replicas_scales_down_then_up(fake_helm, tmp_path):
+    env = {**fake_helm(), "FAKE_HELM_STATUS": "0"}  # the release exists: an upgrade
+    values = CI / "workspace-namespaces-values.yaml"  # replicaCount: 2
+    proc = cli("deploy", "-f", str(values), env=env)
+    assert proc.returncode == 0, proc.stderr
+    runs = (tmp_path / "helm-argv.txt.runs").read_text().splitlines()
+    assert len(runs) == 2
+    assert runs[0].endswith("--set coder.replicaCount=1 --set autoscaling.enabled=false")
+    assert "--set" not in runs[1]
+    assert runs[1].startswith("upgrade --install coder")
+
+
+def test_first_install_of_several_replicas_is_one_run(fake_helm, tmp_path):
+    env = fake_helm()  # helm status fails: no release yet
+    proc = cli("deploy", "-f", str(CI / "autoscaling-values.yaml"), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert len((tmp_path / "helm-argv.txt.runs").read_text().splitlines()) == 1
+
+
+def test_helm_commands_and_several_replicas():
+    assert several_replicas({"coder": {"replicaCount": 3}})
+    assert several_replicas({"autoscaling": {"enabled": True}})
+    assert not several_replicas({})
+    one, two = helm_commands(Path("c"), [Path("v.yaml")], release="r", namespace="n", scale_down_first=True)
+    assert one[: len(two)] == two
+    assert one[len(two) :] == ["--set", "coder.replicaCount=1", "--set", "autoscaling.enabled=false"]
+    (only,) = helm_commands(Path("c"), [], release="r", namespace="n", scale_down_first=False)
+    assert only == [a for a in two if a not in {"--values", "v.yaml"}]
 
 
 def test_failed_helm_output_never_shows_secrets(fake_helm, tmp_path):
@@ -194,3 +244,158 @@ def test_failed_helm_output_never_shows_secrets(fake_helm, tmp_path):
     assert proc.returncode == 1
     assert "helm exited with code 1" in one_error_line(proc)
     assert "hunter2" not in proc.stderr + proc.stdout
+
+
+def test_secret_values_include_the_original_readme_secrets_block():
+    values = yaml.safe_load((CI / "seed-values.yaml").read_text())
+    found = secret_values(values)
+    assert {"secure-password", "your-oidc-secret", "your-gitlab-secret"} <= set(found)
+
+
+@needs_helm_engine
+@pytest.mark.helm
+def test_dry_run_writes_the_rendered_manifests_to_a_folder(tmp_path):
+    out = tmp_path / "rendered"
+    proc = cli("deploy", "--dry-run", "-f", str(CI / "seed-values.yaml"), "--output-dir", str(out))
+    assert proc.returncode == 0, proc.stderr
+    deployment = yaml.safe_load((out / "coder" / "templates" / "deployment.yaml").read_text())
+    assert deployment["kind"] == "Deployment"
+    kinds = {
+        doc["kind"] for path in out.rglob("*.yaml") for doc in yaml.safe_load_all(path.read_text()) if doc
+    }
+    assert {"Deployment", "Secret", "NetworkPolicy", "ValidatingAdmissionPolicy"} <= kinds
+
+
+def test_output_dir_without_dry_run_is_refused(fake_helm, tmp_path):
+    proc = cli(
+        "deploy", "-f", str(CI / "defaults-values.yaml"), "--output-dir", str(tmp_path), env=fake_helm()
+    )
+    assert proc.returncode == 1
+    assert "add --dry-run" in one_error_line(proc)
+
+
+@needs_helm_engine
+@pytest.mark.helm
+@pytest.mark.parametrize(
+    ("values", "needle"),
+    [
+        ("podLabels: {team: " + "x" * 64 + "}\n", "must be at most 63"),
+        ("coder: {env: [{name: 1-bad, value: x}]}\n", "must be a valid environment variable name"),
+    ],
+)
+def test_dry_run_rejects_what_the_schema_lets_through(tmp_path, values, needle):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(values)
+    proc = cli("deploy", "--dry-run", "-f", str(CI / "defaults-values.yaml"), "-f", str(bad))
+    assert proc.returncode == 1
+    line = one_error_line(proc)
+    assert needle in line
+    assert "Deployment/coder" in line
+
+
+@pytest.fixture(scope="module")
+def base() -> list[Manifest]:
+    if not importlib.util.find_spec("helm_python"):
+        pytest.skip("helm-python-sdk is not installed")
+    values = yaml.safe_load((CI / "workspace-namespaces-values.yaml").read_text())
+    values["autoscaling"] = {"enabled": True}
+    return render_chart(REPO / "chart", values, release="coder", namespace="code", kube_version="1.37.0")
+
+
+def _mutated(base: list[Manifest], kind: str, change) -> list[Manifest]:
+    out = []
+    done = False
+    for m in base:
+        body = copy.deepcopy(m.body)
+        if body["kind"] == kind and not done:
+            change(body)
+            done = True
+        out.append(Manifest(m.template, body))
+    assert done, kind
+    return out
+
+
+def _container(body):
+    return body["spec"]["template"]["spec"]["containers"][0]
+
+
+# Each: what Kubernetes' validation code rejects (pkg/apis/*/validation) although the OpenAPI
+# schema that kubernetes-validate checks accepts it.
+RULE_CASES = [
+    ("Deployment", lambda b: b["spec"]["strategy"].update(type="Recreate"), "'Recreate'"),
+    (
+        "Deployment",
+        lambda b: b["spec"]["strategy"].update(rollingUpdate={"maxSurge": 0, "maxUnavailable": 0}),
+        "may not be 0 when maxSurge is 0",
+    ),
+    (
+        "Deployment",
+        lambda b: b["spec"]["template"]["metadata"]["labels"].update({"app.kubernetes.io/name": "other"}),
+        "`selector` does not match template `labels`",
+    ),
+    ("Deployment", lambda b: _container(b)["ports"][1].update(name="prometheus-metrics"), "15 characters"),
+    ("Deployment", lambda b: _container(b)["ports"][1].update(name="http"), "duplicate"),
+    ("Deployment", lambda b: _container(b)["env"].append({"name": "A B", "value": "x"}), "environment"),
+    (
+        "Deployment",
+        lambda b: _container(b).setdefault("volumeMounts", []).append({"name": "nope", "mountPath": "/x"}),
+        "not found in the pod's volumes",
+    ),
+    ("Deployment", lambda b: b["spec"].update(progressDeadlineSeconds=0), "minReadySeconds"),
+    (
+        "Deployment",
+        lambda b: _container(b)["resources"]["requests"].update(memory="8Gi"),
+        "less than or equal to the memory limit",
+    ),
+    ("HorizontalPodAutoscaler", lambda b: b["spec"].update(minReplicas=5, maxReplicas=3), "minReplicas"),
+    (
+        "HorizontalPodAutoscaler",
+        lambda b: b["spec"]["behavior"]["scaleDown"].update(stabilizationWindowSeconds=7200),
+        "between 0 and 3600",
+    ),
+    ("PodDisruptionBudget", lambda b: b["spec"].update(minAvailable=1), "cannot both be set"),
+    (
+        "NetworkPolicy",
+        lambda b: b["spec"]["egress"][0]["ports"][0].update(endPort=10),
+        "needs a numeric port",
+    ),
+    (
+        "NetworkPolicy",
+        lambda b: b["spec"]["egress"].append(
+            {"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["11.0.0.0/8"]}}]}
+        ),
+        "strict subset",
+    ),
+    ("Service", lambda b: b["spec"]["ports"].append({"port": 81, "targetPort": 81}), "several ports"),
+    ("Ingress", lambda b: b["spec"]["rules"][0].update(host="coder.*.example.com"), "leading '*.'"),
+    ("ConfigMap", lambda b: b["metadata"]["labels"].update({"team": "a/b"}), "value 'a/b'"),
+    ("Role", lambda b: b["rules"][0].update(verbs=[]), "at least one verb"),
+    ("RoleBinding", lambda b: b["roleRef"].update(kind="Group"), "roleRef"),
+    ("ConfigMap", lambda b: b.update(data={"bad key": "x"}), "alphanumerics"),
+    ("Namespace", lambda b: b["metadata"].update(name="Coder_WS"), "DNS-1123 label"),
+    ("Service", lambda b: b["metadata"].update(name="1coder"), "DNS-1035 label"),
+]
+
+
+@pytest.mark.parametrize(("kind", "change", "needle"), RULE_CASES)
+def test_check_rules_catches_what_schema_validation_misses(base, kind, change, needle):
+    assert check_rules(base) == []
+    problems = check_rules(_mutated(base, kind, change))
+    assert len(problems) >= 1
+    assert any(needle in p for p in problems), problems
+    assert all(f"{kind}/" in p for p in problems), problems
+
+
+def test_check_rules_knows_the_admission_policy_rules():
+    binding = {
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": "guard"},
+        "spec": {"policyName": "guard", "validationActions": ["Deny", "Warn"]},
+    }
+    policy = {"kind": "ValidatingAdmissionPolicy", "metadata": {"name": "guard"}, "spec": {}}
+    problems = check_rules([Manifest("t", binding), Manifest("t", policy)])
+    assert any("Deny and Warn" in p for p in problems)
+    assert any("validations or auditAnnotations" in p for p in problems)
+    assert any("resourceRules: required" in p for p in problems)
+    twice = check_rules([Manifest("t", {"kind": "ConfigMap", "metadata": {"name": "a"}})] * 2)
+    assert twice == ["t: ConfigMap/a: rendered twice: another object has the same kind, namespace and name"]

@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import yaml
 
 from coderbundle.errors import DeployError
 from coderbundle.settings import Settings
 from coderbundle.vault import (
     VaultTarget,
     apply_plan,
+    database_url,
     plan_vault,
     policy_hcl,
     secrets_from_values,
@@ -252,3 +254,35 @@ def test_cli_dry_run_then_apply_never_prints_secrets(vault, tmp_path):
     again = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     assert not [ln for ln in again.stderr.splitlines() if ln.startswith(("changed:", "would"))]
     assert "unchanged: secret/coder/database" in again.stderr
+
+
+def test_defaults_use_tls_and_bind_the_role_to_a_token_audience(vault):
+    t = target_from_values({}, address="", namespace="code", release="coder")
+    assert t.address == "https://vault.service.svc:8200"
+    assert t.audience == "vault"
+    address, state, _ = vault
+    live = target(address)
+    secrets, missing = secrets_from_values(VALUES)
+    apply_plan(client(address), live, secrets, plan_vault(client(address), live, secrets, missing))
+    assert state["auth_objects"]["auth/kubernetes/role/coder"]["audience"] == "vault"
+    # A role without the audience (written by an older vault-setup) is rewritten.
+    del state["auth_objects"]["auth/kubernetes/role/coder"]["audience"]
+    plan = plan_vault(client(address), live, secrets, missing)
+    assert [(a.kind, a.path) for a in plan.actions] == [("write-role", "auth/kubernetes/role/coder")]
+
+
+def test_the_original_readme_secrets_block_feeds_vault():
+    seed = yaml.safe_load(
+        (Path(__file__).resolve().parent.parent / "chart" / "ci" / "seed-values.yaml").read_text()
+    )
+    secrets, missing = secrets_from_values(seed)
+    assert missing == []
+    assert secrets == {
+        "database": {
+            "url": "postgres://postgres:secure-password@postgres-postgresql.db.svc:5432/coder?sslmode=disable"
+        },
+        "oidc": {"client-secret": "your-oidc-secret"},
+        "gitlab": {"client-secret": "your-gitlab-secret"},
+    }
+    assert database_url({"coder": {"database": {"url": "postgres://x"}}}) == "postgres://x"
+    assert database_url({}) == ""

@@ -6,9 +6,9 @@
   value: "0.0.0.0:8080"
 - name: CODER_ACCESS_URL
   value: {{ $c.config.accessUrl | quote }}
-{{- with $c.config.wildcardAccessUrl }}
+{{- if $c.config.wildcardAccessUrl }}
 - name: CODER_WILDCARD_ACCESS_URL
-  value: {{ . | quote }}
+  value: {{ include "coder.wildcardPattern" . | quote }}
 - name: CODER_DISABLE_PATH_APPS
   value: {{ $c.config.disablePathApps | quote }}
 {{- end }}
@@ -40,6 +40,9 @@
 {{- if $c.config.jsonLogs }}
 - name: CODER_LOGGING_JSON
   value: /dev/stderr
+# Human-readable logs default to stderr too: one stream, one format.
+- name: CODER_LOGGING_HUMAN
+  value: /dev/null
 {{- end }}
 - name: CODER_PROMETHEUS_ENABLE
   value: "true"
@@ -63,6 +66,8 @@
 {{- if $c.agentapi.enabled }}
 - name: CODER_DEFAULT_TOKEN_LIFETIME
   value: {{ $c.agentapi.tokenLifetime | quote }}
+- name: CODER_MAX_TOKEN_LIFETIME
+  value: {{ $c.agentapi.maxTokenLifetime | quote }}
 {{- end }}
 {{- if include "coder.ha" . }}
 - name: KUBE_POD_IP
@@ -88,7 +93,7 @@
 - name: CODER_OIDC_ISSUER_URL
   value: {{ $o.issuerUrl | quote }}
 - name: CODER_OIDC_CLIENT_ID
-  value: {{ $o.clientId | quote }}
+  value: {{ include "coder.oidcClientId" . | quote }}
 {{- if ne .Values.vault.mode "agent" }}
 - name: CODER_OIDC_CLIENT_SECRET
   valueFrom:
@@ -133,7 +138,7 @@
 - name: CODER_EXTERNAL_AUTH_0_TYPE
   value: gitlab
 - name: CODER_EXTERNAL_AUTH_0_CLIENT_ID
-  value: {{ $g.clientId | quote }}
+  value: {{ include "coder.gitlabClientId" . | quote }}
 {{- if ne .Values.vault.mode "agent" }}
 - name: CODER_EXTERNAL_AUTH_0_CLIENT_SECRET
   valueFrom:
@@ -149,13 +154,16 @@
   value: {{ printf "%s/oauth/token/info" $url | quote }}
 - name: CODER_EXTERNAL_AUTH_0_REVOKE_URL
   value: {{ printf "%s/oauth/revoke" $url | quote }}
+# Anchored like Coder's own defaults: HTTPS, ssh:// and scp-style (git@host:group/repo) remotes
+# of this host only, never a URL that merely contains it.
 - name: CODER_EXTERNAL_AUTH_0_REGEX
-  value: {{ regexQuoteMeta (regexReplaceAll ":[0-9]+$" (regexReplaceAll "^[a-z]+://" $url "") "") | quote }}
+  value: {{ printf "^(https?://|ssh://)?([^@/]+@)?%s(:[0-9]+)?([/:].*)?$" (regexQuoteMeta (regexReplaceAll ":[0-9]+$" (regexReplaceAll "^[a-z]+://" $url "") "")) | quote }}
 - name: CODER_EXTERNAL_AUTH_0_DISPLAY_NAME
   value: {{ $g.displayName | quote }}
 {{- with $g.scopes }}
+# Coder splits this variable on spaces (CODER_OIDC_SCOPES, a string array, on commas).
 - name: CODER_EXTERNAL_AUTH_0_SCOPES
-  value: {{ splitList " " . | compact | join "," | quote }}
+  value: {{ splitList " " (replace "," " " .) | compact | join " " | quote }}
 {{- end }}
 {{- end }}
 {{- end }}

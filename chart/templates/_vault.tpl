@@ -24,6 +24,7 @@ vault.hashicorp.com/agent-inject: "true"
 vault.hashicorp.com/agent-pre-populate-only: "true"
 vault.hashicorp.com/role: {{ $v.role | quote }}
 vault.hashicorp.com/auth-path: {{ printf "auth/%s" $v.authMount | quote }}
+vault.hashicorp.com/agent-service-account-token-volume-name: vault-token
 vault.hashicorp.com/agent-inject-secret-coder.env: {{ printf "%s/data/%s/database" $v.kvMount $v.path | quote }}
 vault.hashicorp.com/agent-inject-template-coder.env: {{ $tmpl | quote }}
 {{- with $v.agent.annotations }}

@@ -82,9 +82,12 @@ def _cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
         namespace=args.namespace,
         release=args.release,
         dry_run=args.dry_run,
+        output_dir=args.output_dir,
         env=os.environ,
         home=Path.home(),
     )
+    if args.output_dir is not None:
+        err_console.print(f"rendered manifests written to {args.output_dir}", highlight=False)
     if result.manifests:
         versions = " and ".join(result.validated_for)
         err_console.print(f"rendered {len(result.manifests)} manifests; valid for Kubernetes {versions}")
@@ -173,6 +176,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", default="code", help="release namespace (default: code)")
     p.add_argument("--release", default="coder", help="release name (default: coder)")
     p.add_argument("--dry-run", action="store_true", help="render offline and validate; no cluster")
+    p.add_argument(
+        "--output-dir", type=Path, default=None, metavar="DIR", help="with --dry-run: write the manifests"
+    )
     p.set_defaults(func=_cmd_deploy)
 
     p = sub.add_parser("vault-setup", help="put the chart's secrets, policy and auth role in Vault")

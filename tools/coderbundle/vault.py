@@ -8,8 +8,10 @@ appear in the plan, in logs or in errors, only their paths.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from coderbundle.deploy import load_values
 from coderbundle.errors import DeployError
@@ -25,6 +27,7 @@ __all__ = [
     "VaultPlan",
     "VaultTarget",
     "apply_plan",
+    "database_url",
     "plan_vault",
     "policy_hcl",
     "secrets_from_values",
@@ -35,6 +38,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 KUBERNETES_HOST = "https://kubernetes.default.svc"
+# The chart's defaults (chart/values.yaml): Vault in the original chart README's `service`
+# namespace over TLS, and the token audience its role is bound to.
+DEFAULT_ADDRESS = "https://vault.service.svc:8200"
+DEFAULT_AUDIENCE = "vault"
+_SECRET_REF = re.compile(r"^\{\{-?\s*\.Values\.secrets\.([A-Za-z0-9_]+)\s*-?\}\}$")
 
 
 @dataclass(frozen=True)
@@ -94,30 +102,77 @@ def target_from_values(
     vault = values.get("vault") or {}
     service_account = (values.get("serviceAccount") or {}).get("name") or _fullname(release, values)
     return VaultTarget(
-        address=address or str(vault.get("address") or "http://vault.vault.svc:8200"),
+        address=address or str(vault.get("address") or DEFAULT_ADDRESS),
         kv_mount=str(vault.get("kvMount") or "secret"),
         path=str(vault.get("path") or "coder"),
         auth_mount=str(vault.get("authMount") or "kubernetes"),
         role=str(vault.get("role") or "coder"),
         namespace=namespace,
         service_account=str(service_account),
+        audience=str(vault.get("audience", DEFAULT_AUDIENCE) or ""),
+    )
+
+
+def _resolve(values: Mapping[str, Any], value: Any) -> str:
+    """``value``, or the ``secrets`` key it names as ``{{ .Values.secrets.<key> }}`` (like the chart)."""
+    text = str(value or "")
+    m = _SECRET_REF.match(text)
+    if not m:
+        return text
+    return str((values.get("secrets") or {}).get(m[1]) or "")
+
+
+def database_url(values: Mapping[str, Any]) -> str:
+    """The PostgreSQL URL the chart uses.
+
+    ``coder.database.url``, else composed from ``secrets.coderPostgresPassword`` and the
+    ``coder.database`` host, port, user, name and sslMode (chart defaults).
+    """
+    database = (values.get("coder") or {}).get("database") or {}
+    if database.get("url"):
+        return _resolve(values, database["url"])
+    password = _resolve(values, (values.get("secrets") or {}).get("coderPostgresPassword"))
+    if not password:
+        return ""
+    return "postgres://{}:{}@{}:{}/{}?sslmode={}".format(
+        quote(str(database.get("user") or "postgres"), safe=""),
+        quote(password, safe=""),
+        database.get("host") or "postgres-postgresql.db.svc",
+        int(database.get("port") or 5432),
+        quote(str(database.get("name") or "coder"), safe=""),
+        database.get("sslMode") or "disable",
     )
 
 
 def secrets_from_values(values: Mapping[str, Any]) -> tuple[dict[str, dict[str, str]], list[str]]:
     """The KV secrets to write (sub-path -> data) and the sub-paths the chart needs but lacks."""
     coder = values.get("coder") or {}
+    block = values.get("secrets") or {}
     wanted = {
-        "database": (coder.get("database") or {}, "url", "url", True),
-        "oidc": (coder.get("oidc") or {}, "clientSecret", "client-secret", False),
-        "gitlab": (coder.get("gitlab") or {}, "clientSecret", "client-secret", False),
+        "database": (coder.get("database") or {}, database_url(values), "url", True),
+        "oidc": (
+            coder.get("oidc") or {},
+            _resolve(
+                values, (coder.get("oidc") or {}).get("clientSecret") or block.get("coderOidcClientSecret")
+            ),
+            "client-secret",
+            False,
+        ),
+        "gitlab": (
+            coder.get("gitlab") or {},
+            _resolve(
+                values,
+                (coder.get("gitlab") or {}).get("clientSecret") or block.get("coderGitlabClientSecret"),
+            ),
+            "client-secret",
+            False,
+        ),
     }
     found: dict[str, dict[str, str]] = {}
     missing: list[str] = []
-    for name, (section, value_key, default_key, always) in wanted.items():
+    for name, (section, value, default_key, always) in wanted.items():
         if not (always or section.get("enabled")):
             continue
-        value = section.get(value_key)
         if value:
             found[name] = {str(section.get("secretKey") or default_key): str(value)}
         else:
@@ -150,6 +205,8 @@ def _role_wanted(target: VaultTarget) -> dict[str, Any]:
 
 def _role_matches(current: Mapping[str, Any] | None, target: VaultTarget) -> bool:
     if not current:
+        return False
+    if str(current.get("audience") or "") != target.audience:
         return False
     return all(sorted(current.get(key) or []) == sorted(value) for key, value in _role_wanted(target).items())
 
