@@ -244,3 +244,29 @@ def test_terraform_validate_runs_offline_and_points_at_the_template_source(bundl
     assert f"(from templates/python/main.tf.j2:{line})" in cb003.message
     assert "coder/coder 2.18.0 built from source" in report.toolchain
     assert "hashicorp/kubernetes 2.38.0 stand-in" in report.toolchain
+
+
+@needs_tools
+def test_shared_workload_namespace_binds_the_chart_shared_developer_role(bundle):
+    # The chart lets the provisioner bind only sharedDeveloperClusterRole in shared namespaces.
+    from coderbundle import plantest, terraform  # noqa: PLC0415
+
+    settings = _settings(bundle(real=("kubernetes",)))
+    (rendered,) = render_all(settings)
+    scratch = settings.build_dir / "plan"
+    with terraform.toolchain(settings) as tc:
+        assert terraform.init_dir(rendered.path, scratch, tc) is None
+        bindings = {}
+        for shared in ("", "team-sandbox"):
+            case = plantest.Case(
+                "kubernetes", "defaults", "start", variables=(("workload_namespace", shared),)
+            )
+            plan = plantest._plan(scratch, case, tc)
+            assert isinstance(plan, dict), plan
+            (binding,) = [
+                r
+                for r in invariants._walk(plan["planned_values"]["root_module"])
+                if r["type"] == "kubernetes_role_binding_v1"
+            ]
+            bindings[shared] = binding["values"]["role_ref"][0]["name"]
+    assert bindings == {"": "coder-workspace-developer", "team-sandbox": "coder-workspace-developer-shared"}

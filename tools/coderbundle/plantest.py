@@ -64,6 +64,8 @@ class Case:
     transition: str
     owner: Owner = FIRST
     parameters: tuple[tuple[str, str], ...] = ()
+    # Template variables, passed as `-var name=value` the way the provisioner passes them.
+    variables: tuple[tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:
@@ -135,6 +137,7 @@ def _plan(scratch: Path, case: Case, tc: terraform.Toolchain) -> dict[str, Any] 
         "-lock=false",
         "-refresh=false",
         f"-out={out.name}",
+        *(f"-var={name}={value}" for name, value in case.variables),
     ]
     done = process.run(argv, cwd=scratch, check=False, env=env, timeout=PLAN_TIMEOUT)
     if done.returncode != 0:
