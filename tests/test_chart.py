@@ -387,16 +387,18 @@ SHARED_DEVELOPER = "coder-workspace-developer-shared"
 TEMPLATE = REPO / "templates" / "kubernetes" / "main.tf.j2"
 
 
-def template_binding() -> tuple[str, str]:
-    """The kubernetes template's RoleBinding: role_ref kind and the default of the name's variable."""
+def template_binding() -> tuple[str, dict[str, str]]:
+    """The kubernetes template's RoleBinding: role_ref kind and the defaults of the role variables."""
     source = TEMPLATE.read_text()
     binding = source[source.index('resource "kubernetes_role_binding_v1" "workspace"') :]
     ref = re.search(r"role_ref \{(.*?)\n  \}", binding, re.DOTALL).group(1)
     kind = re.search(r'kind\s*=\s*"([^"]*)"', ref).group(1)
-    variable = re.search(r"name\s*=\s*var\.(\w+)", ref).group(1)
-    block = source[source.index(f'variable "{variable}"') :]
-    default = re.search(r'default\s*=\s*"([^"]*)"', block).group(1)
-    return kind, default
+    name = re.search(r"name\s*=\s*(.*)", ref).group(1)
+    defaults = {}
+    for variable in re.findall(r"var\.(\w+_role)\b", name):
+        block = source[source.index(f'variable "{variable}"') :]
+        defaults[variable] = re.search(r'default\s*=\s*"([^"]*)"', block).group(1)
+    return kind, defaults
 
 
 def rendered_with(workload_namespaces: dict) -> list[dict]:
@@ -449,7 +451,11 @@ def test_the_developer_cluster_role_is_what_the_kubernetes_template_binds():
         for b in objects(case, "ClusterRoleBinding"):
             assert b["roleRef"]["name"] not in {DEVELOPER, SHARED_DEVELOPER}
     if TEMPLATE.is_file():
-        assert template_binding() == ("ClusterRole", DEVELOPER)
+        # Its own namespace: the developer role; a shared workload namespace: the shared one.
+        assert template_binding() == (
+            "ClusterRole",
+            {"developer_cluster_role": DEVELOPER, "shared_developer_cluster_role": SHARED_DEVELOPER},
+        )
     # Renamed in the values: the ClusterRole and the provisioner's `bind` follow.
     manifests = rendered_with({"developerClusterRole": "team-a-developer"})
     names = {m["metadata"]["name"] for m in manifests if m["kind"] == "ClusterRole"}
