@@ -295,12 +295,20 @@ def test_kubernetes_binds_the_chart_developer_cluster_role(trees):
     ref = one(root, "resource", "kubernetes_role_binding_v1", "workspace").child("role_ref")
     assert literal(ref.get("kind")) == "ClusterRole"
     assert literal(ref.get("api_group")) == "rbac.authorization.k8s.io"
-    assert ref.get("name") == "${var.developer_cluster_role}"
-    variable = one(root, "variable", "developer_cluster_role")
-    assert variable.get("type") == "string"
-    assert variable.get("description")
-    # The chart's default name (chart/values.yaml, rbac.workloadNamespaces.developerClusterRole).
-    assert literal(variable.get("default")) == "coder-workspace-developer"
+    # Its own namespace: the developer role; a shared workload namespace: the shared one
+    # (tests/test_plantest.py plans both).
+    assert ref.get("name") == (
+        '${var.workload_namespace != "" ? var.shared_developer_cluster_role : var.developer_cluster_role}'
+    )
+    # The chart's default names (chart/values.yaml, rbac.workloadNamespaces.*ClusterRole).
+    for name, default in (
+        ("developer_cluster_role", "coder-workspace-developer"),
+        ("shared_developer_cluster_role", "coder-workspace-developer-shared"),
+    ):
+        variable = one(root, "variable", name)
+        assert variable.get("type") == "string"
+        assert variable.get("description")
+        assert literal(variable.get("default")) == default
 
 
 def test_docker_defaults_to_sysbox_with_a_marked_dind_sidecar(trees):
