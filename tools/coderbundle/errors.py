@@ -7,7 +7,7 @@ line the CLI prints (``file:line: what is wrong; what to do``).  The CLI edge
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -16,6 +16,7 @@ __all__ = [
     "CommandFailed",
     "CommandNotFound",
     "DeployError",
+    "EnvError",
     "ImageBuildError",
     "PublishError",
     "RenderError",
@@ -47,12 +48,22 @@ class SettingsError(ToolError):
     exit_code = EXIT_USAGE
 
 
+class EnvError(ToolError):
+    """The environment is wrong: a bad ``CODER_URL``, a missing token, daemon or CA file, a full disk."""
+
+    exit_code = EXIT_USAGE
+
+
 class RenderError(ToolError):
     """A template source could not be rendered (jinja2 syntax, undefined name)."""
 
 
 class ValidationFailed(ToolError):
-    """Validation found problems; the report has already been printed."""
+    """Validation found problems; the report has already been printed (unless ``--format json``)."""
+
+    def __init__(self, message: str, report: Any = None) -> None:
+        super().__init__(message)
+        self.report = report  # the validate.Report, for publish's JSON summary
 
 
 class ImageBuildError(ToolError):

@@ -40,9 +40,10 @@ def publish_all(  # noqa: PLR0913 - keyword-only switches of the main job
     rendered = render_all(settings, names)
     report = validate_templates(rendered, settings, use_cache=True)
     if not report.ok:
-        print_report(report, fmt=fmt)
+        if fmt != "json":  # with --format json the publish summary carries the problems
+            print_report(report, fmt=fmt)
         msg = "validation failed; nothing was published (fix the problems above)"
-        raise ValidationFailed(msg)
+        raise ValidationFailed(msg, report)
     # Imported here: `render` and `validate` should not pay for requests and docker.
     from coderbundle.publish import progress_display, publish_templates  # noqa: PLC0415
     from coderbundle.publish_plan import read_image_manifest  # noqa: PLC0415

@@ -11,6 +11,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -113,6 +114,7 @@ def _parse(r: RenderedTemplate, problems: list[Problem]) -> dict[str, hcl.Block]
             files[str(path)] = hcl.parse_file(path)
         except hcl.HclSyntaxError as exc:
             problems.append(Problem(str(path), exc.line, "CB001", f"syntax error: {exc}"))
+    problems += [Problem(f, ln, "CB001", msg) for f, ln, msg in hcl.structure_problems(files)]
     return files
 
 
@@ -164,10 +166,10 @@ def _cache_file(settings: Settings, r: RenderedTemplate, fingerprint: str) -> Pa
 def _load_cached(path: Path) -> TemplateResult | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    problems = [Problem(**p) for p in data.pop("problems")]
-    return TemplateResult(**data, problems=problems, cached=True)
+        problems = [Problem(**p) for p in data.pop("problems")]
+        return TemplateResult(**data, problems=problems, cached=True)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None  # a damaged cache entry is a miss
 
 
 def _store(path: Path, result: TemplateResult) -> None:
@@ -219,15 +221,47 @@ def _run_terraform(
         result.terraform_validate = "skipped: the template does not parse (see CB001)"
     batch = [item for item in batch if item not in unparsable]
     if fmt is None:
-        fmt = terraform.fmt_check([r.path for r, _ in batch])
+        try:
+            fmt = terraform.fmt_check([r.path for r, _ in batch])
+        except CommandFailed as exc:  # terraform rejects what python-hcl2 accepted: findings, per file
+            fmt = []
+            _fmt_failed(exc, batch)
     for path, line, message in fmt:
         for r, result in batch:
             if path.is_relative_to(r.path):
                 result.problems.append(Problem(str(path), line, "CB002", message))
     for r, result in batch:
-        outcome = terraform.validate_dir(r.path, settings.build_dir / ".cache" / "terraform")
+        try:
+            outcome = terraform.validate_dir(r.path, settings.build_dir / ".cache" / "terraform")
+        except (CommandFailed, ValueError, OSError) as exc:
+            outcome = terraform.Outcome("failed", [(str(r.path), 0, f"terraform could not run: {exc}")])
         result.terraform_validate = outcome.status
         result.problems += [Problem(f, ln, "CB003", msg) for f, ln, msg in outcome.diagnostics]
+
+
+_TF_ERROR = re.compile(r"^\s*Error: (.+)$")
+_TF_WHERE = re.compile(r"^\s*on (.+?) line (\d+)")
+
+
+def _fmt_failed(exc: CommandFailed, batch: list[tuple[RenderedTemplate, TemplateResult]]) -> None:
+    """Turn terraform fmt's syntax errors (``Error: ...`` / ``on <dir>/<file> line N``) into CB001."""
+    summary = ""
+    placed = False
+    for line in (exc.stderr + "\n" + exc.stdout).splitlines():
+        if m := _TF_ERROR.match(line):
+            summary = m.group(1).strip()
+        elif (m := _TF_WHERE.match(line)) and summary:
+            for r, result in batch:
+                path = r.path.parent / m.group(1)
+                if path.is_relative_to(r.path):
+                    msg = f"terraform rejects this: {summary}"
+                    result.problems.append(Problem(str(path), int(m.group(2)), "CB001", msg))
+                    placed = True
+            summary = ""
+    if not placed:
+        for r, result in batch:
+            msg = f"terraform fmt failed ({exc}): {terraform.first_error(exc.stderr + exc.stdout)}"
+            result.problems.append(Problem(str(r.path), 0, "CB002", msg))
 
 
 def print_report(report: Report, *, fmt: str = "text") -> None:

@@ -7,6 +7,8 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+import re2
+
 from coderbundle.hcl import Block, is_expression, literal
 from coderbundle.rules import Model, line_of, rule
 
@@ -16,6 +18,9 @@ if TYPE_CHECKING:
     from coderbundle.validate import Problem
 
 SLUG = re.compile(r"^[a-z0-9](-?[a-z0-9])*$")
+# Coder checks validation regexes with Go's regexp: RE2 syntax, linear time.  Errors are reported, not logged.
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
 
 
 @rule("CB108")
@@ -116,7 +121,7 @@ def value_problem(p: Block, value: Any) -> str:
     kind = literal(p.get("type", '"string"'))
     try:
         typed = _as_type(value, kind)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return f"{literal(value)!r} is not a {kind}"
     options = [literal(o.get("value")) for o in p.children("option")]
     checkable = options and kind != "list(string)" and not any(is_expression(o) for o in options)
@@ -129,9 +134,14 @@ def value_problem(p: Block, value: Any) -> str:
         if kind == "number" and isinstance(high, int | float) and typed > high:
             return f"{literal(value)} is above validation max {high}"
         regex = v.get("regex")
-        if kind == "string" and regex is not None and not is_expression(regex):
+        if kind == "string" and isinstance(regex, str) and not is_expression(regex):
             pattern = literal(regex).replace("\\\\", "\\")
-            if not re.search(pattern, str(typed)):
+            try:
+                matched = re2.compile(pattern, options=_RE2_OPTIONS).search(str(typed))
+            except re2.error as exc:
+                why = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+                return f"validation regex does not compile as RE2, the syntax Coder uses ({why})"
+            if not matched:
                 return f"{literal(value)!r} does not match validation regex"
     return ""
 
