@@ -28,7 +28,7 @@ def app_slug_format(m: Model) -> Iterator[Problem]:
     """App slugs match ``^[a-z0-9](-?[a-z0-9])*$``."""
     for app in m.top("resource", "coder_app"):
         slug = app.get("slug")
-        if slug is not None and not is_expression(slug) and not SLUG.match(literal(slug)):
+        if slug is not None and not is_expression(slug) and not SLUG.match(str(literal(slug))):
             msg = f"coder_app slug {literal(slug)!r} must be lowercase letters, digits, single hyphens"
             yield m.problem(app, "CB108", msg, line_of(app, "slug"))
 
@@ -41,10 +41,11 @@ def app_slug_unique(m: Model) -> Iterator[Problem]:
         slug = app.get("slug")
         if slug is None or is_expression(slug):
             continue
-        if literal(slug) in seen:
+        key = str(literal(slug))
+        if key in seen:
             msg = f"coder_app slug {literal(slug)!r} is used twice; slugs must be unique"
             yield m.problem(app, "CB109", msg, line_of(app, "slug"))
-        seen[literal(slug)] = app
+        seen[key] = app
 
 
 def _parameters(m: Model) -> list[Block]:
@@ -54,9 +55,9 @@ def _parameters(m: Model) -> list[Block]:
 @rule("CB110")
 def parameter_name_unique(m: Model) -> Iterator[Problem]:
     """Parameter names are unique (the name is what users' values are stored under)."""
-    counts = Counter(literal(p.get("name")) for p in _parameters(m) if p.get("name") is not None)
+    counts = Counter(str(literal(p.get("name"))) for p in _parameters(m) if p.get("name") is not None)
     for p in _parameters(m):
-        name = literal(p.get("name"))
+        name = str(literal(p.get("name")))
         if counts.get(name, 0) > 1:
             yield m.problem(
                 p, "CB110", f"parameter name {name!r} is used more than once", line_of(p, "name")
@@ -164,14 +165,14 @@ def presets_consistent(m: Model) -> Iterator[Problem]:
     defaults = [p for p in presets if p.get("default") is True]
     for extra in defaults[1:]:
         yield m.problem(extra, "CB119", "more than one preset has default = true; keep one")
-    names = Counter(literal(p.get("name")) for p in _parameters(m))
-    by_name = {literal(p.get("name")): p for p in _parameters(m) if names[literal(p.get("name"))] == 1}
+    names = Counter(str(literal(p.get("name"))) for p in _parameters(m))
+    by_name = {str(literal(p.get("name"))): p for p in _parameters(m) if names[str(literal(p.get("name")))] == 1}
     for preset in presets:
         values = preset.get("parameters") or {}
         if not isinstance(values, dict):
             continue
         for key, value in values.items():
-            name = literal(key)
+            name = str(literal(key))
             if is_expression(name) and (ref := _parameter_ref(name, m)):
                 name = ref
             param = by_name.get(name)
