@@ -153,7 +153,9 @@ class _SubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
         kwargs.setdefault("epilog", EXIT_CODES)
         kwargs.setdefault("description", kwargs.get("help"))
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
-        return super().add_parser(name, **kwargs)  # type: ignore[no-any-return]
+        parser: argparse.ArgumentParser = super().add_parser(name, **kwargs)
+        parser.register("action", "parsers", _SubParsers)  # nested commands (images build) too
+        return parser
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -93,12 +93,13 @@ class CommandFailed(ToolError):
         returncode: int,
         stdout: str,
         stderr: str,
+        message: str = "",
     ) -> None:
         self.argv = tuple(argv)
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
-        super().__init__(f"{argv[0]} exited with code {returncode}")
+        super().__init__(message or f"{argv[0]} exited with code {returncode}")
 
     def details(self) -> str:
         """The command's output, indented, for display under the one-line error."""

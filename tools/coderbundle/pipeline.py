@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from coderbundle.console import err_console
 from coderbundle.discover import find_templates
 from coderbundle.errors import ValidationFailed
+from coderbundle.files import ensure_dir
 from coderbundle.render import render_template
 from coderbundle.validate import print_report, validate_templates
 
@@ -22,8 +23,7 @@ __all__ = ["publish_all", "render_all"]
 
 def render_all(settings: Settings, names: Sequence[str] = ()) -> list[RenderedTemplate]:
     """Find the templates asked for and render each into ``build/templates/``."""
-    out = settings.build_dir / "templates"
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_dir(settings.build_dir / "templates")
     return [render_template(t, settings, out) for t in find_templates(settings.templates_dir, names)]
 
 

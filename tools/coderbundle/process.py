@@ -101,7 +101,8 @@ def run(  # noqa: PLR0913 - keyword-only knobs of one call
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         argv_shown = [redact(a, secrets) for a in argv]
-        raise CommandFailed(argv_shown, -1, "", f"timed out after {limit:g}s and was stopped") from None
+        msg = f"{argv_shown[0]} timed out after {limit:g}s and was stopped (with everything it started)"
+        raise CommandFailed(argv_shown, -1, "", "", msg) from None
     except BaseException:  # KeyboardInterrupt, SystemExit: leave no process behind
         _kill_group(proc)
         raise

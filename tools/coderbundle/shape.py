@@ -181,12 +181,13 @@ def check_shape(data: Any, shape: Any, source: Path, key: str = "") -> None:
     if isinstance(shape, Table):
         if not isinstance(data, dict):
             fail(f"must be {_want(shape)}, not {_describe(data)}; see README.md for the layout")
-        for name in sorted(shape.required - set(data)):
-            raise SettingsError(f"{source}: missing key {_join(key, name)!r}; add it")
-        for name, value in data.items():
+        for name in data:
             if name not in shape.keys:
                 hint = suggest(name, shape.keys) or f"; known keys: {', '.join(sorted(shape.keys))}"
                 raise SettingsError(f"{source}: unknown key {_join(key, name)!r}{hint}")
+        for name in sorted(shape.required - set(data)):
+            raise SettingsError(f"{source}: missing key {_join(key, name)!r}; add it")
+        for name, value in data.items():
             check_shape(value, shape.keys[name], source, _join(key, name))
     elif isinstance(shape, MapOf):
         if not isinstance(data, dict):
