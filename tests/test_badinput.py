@@ -130,6 +130,11 @@ class Case:
     absent: tuple[str, ...] = ()  # text that must not appear anywhere (secrets)
 
 
+def nothing(root: Path) -> None:
+    """No setup: the mistake is in the environment or the command line."""
+    del root
+
+
 def j2(text: str) -> Callable[[Path], None]:
     return write(f"{GOOD}/extra.tf.j2", text)
 
@@ -139,161 +144,475 @@ R = ("render",)
 P = ("publish",)
 CASES = [
     # --- templates: sources and what they render to ---------------------------------------------
-    Case("tf-invalid-utf8", write(f"{GOOD}/extra.tf", b'locals {\n  a = "\xff"\n}\n'), V, 1,
-         ("extra.tf:2", "UTF-8")),
-    Case("j2-invalid-utf8-bytes", write(f"{GOOD}/extra.tf.j2", b"# ok\n# \xc3\x28\n"), R, 1,
-         ("extra.tf.j2:2", "not valid UTF-8", "save the file as UTF-8")),
+    Case(
+        "tf-invalid-utf8",
+        write(f"{GOOD}/extra.tf", b'locals {\n  a = "\xff"\n}\n'),
+        V,
+        1,
+        ("extra.tf:2", "UTF-8"),
+    ),
+    Case(
+        "j2-invalid-utf8-bytes",
+        write(f"{GOOD}/extra.tf.j2", b"# ok\n# \xc3\x28\n"),
+        R,
+        1,
+        ("extra.tf.j2:2", "not valid UTF-8", "save the file as UTF-8"),
+    ),
     Case("jinja-zero-division", j2("# a\n# {{ 1/0 }}\n"), R, 1, ("extra.tf.j2:2", "ZeroDivisionError")),
-    Case("jinja-int-plus-str", j2('# {{ 1 + "" }}\n'), R, 1, ("extra.tf.j2:1", "TypeError", "fix the template")),
+    Case(
+        "jinja-int-plus-str", j2('# {{ 1 + "" }}\n'), R, 1, ("extra.tf.j2:1", "TypeError", "fix the template")
+    ),
     Case("jinja-extends-twice", j2('{% extends "a.j2" %}{% extends "b.j2" %}\n'), R, 1, ("extra.tf.j2",)),
     Case("jinja-recursive-include", j2('{% include "extra.tf.j2" %}\n'), R, 1, ("extra.tf.j2", "recursion")),
-    Case("jinja-recursive-macro", j2("{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}\n"), R, 1,
-         ("extra.tf.j2", "recursion")),
+    Case(
+        "jinja-recursive-macro",
+        j2("{% macro m() %}{{ m() }}{% endmacro %}{{ m() }}\n"),
+        R,
+        1,
+        ("extra.tf.j2", "recursion"),
+    ),
     Case("jinja-huge-power", j2("# {{ 2 ** 999999999 }}\n"), R, 1, ("extra.tf.j2:1", "exponent")),
     Case("jinja-huge-repeat", j2("# {{ 'ab' * 1000000000 }}\n"), R, 1, ("extra.tf.j2:1", "repeating")),
     Case("jinja-python-internals", j2("# {{ ''.__class__.__mro__ }}\n"), R, 1, ("extra.tf.j2:1", "unsafe")),
-    Case("jinja-undefined", j2("# ok\n# {{ template.nmae }}\n"), R, 1, ("extra.tf.j2:2", "nmae", "define it")),
+    Case(
+        "jinja-undefined", j2("# ok\n# {{ template.nmae }}\n"), R, 1, ("extra.tf.j2:2", "nmae", "define it")
+    ),
     Case("jinja-syntax", j2("a = 1\n{% if %}\n"), R, 1, ("extra.tf.j2:2", "jinja2 syntax error")),
     Case("jinja-missing-include", j2('{% include "nope.j2" %}\n'), R, 1, ("'nope.j2' not found",)),
     Case("jinja-index-error", j2("# {{ template.tags[99] }}\n"), R, 1, ("extra.tf.j2:1", "fix the name")),
     Case("directory-named-j2", mkdir(f"{GOOD}/parts.tf.j2"), R, 1, ("parts.tf.j2", "rename it")),
-    Case("dangling-symlink", symlink(f"{GOOD}/gone.tf", "/nonexistent/gone.tf"), R, 1,
-         ("gone.tf", "dangling symlink", "fix or remove")),
+    Case(
+        "dangling-symlink",
+        symlink(f"{GOOD}/gone.tf", "/nonexistent/gone.tf"),
+        R,
+        1,
+        ("gone.tf", "dangling symlink", "fix or remove"),
+    ),
     Case("symlink-loop-file", symlink(f"{GOOD}/loop.tf", "loop.tf"), R, 1, ("loop.tf", "symlink loop")),
-    Case("symlink-loop-dir", both(mkdir(f"{GOOD}/sub"), symlink(f"{GOOD}/sub/up", "..")), R, 1,
-         ("symlink loop",)),
-    Case("rendered-over-1mib", j2("{% for i in range(20000) %}# {{ 'x' * 60 }}\n{% endfor %}"), R, 1,
-         ("extra.tf", "Coder accepts at most", "make it smaller")),
-    Case("source-file-too-large", write(f"{GOOD}/big.bin", b"\0" * (2 << 20)), R, 1, ("big.bin", "larger than")),
-    Case("duplicate-resource-across-files",
-         write(f"{GOOD}/extra.tf", 'resource "coder_app" "hello" {\n  agent_id = "x"\n  slug = "b"\n}\n'),
-         V, 1, ("extra.tf:1", "CB001", "declared twice", "keep one")),
-    Case("resource-without-labels", write(f"{GOOD}/extra.tf", "resource {\n}\n"), V, 1,
-         ("extra.tf:1", "needs 2 labels")),
-    Case("data-with-one-label", write(f"{GOOD}/extra.tf", 'data "coder_parameter" {\n}\n'), V, 1,
-         ("extra.tf:1", "needs 2 labels")),
-    Case("attribute-set-twice", write(f"{GOOD}/extra.tf", "locals {\n  a = 1\n  a = 2\n}\n"), V, 1,
-         ("extra.tf:3", "set twice")),
-    Case("deep-nesting", write(f"{GOOD}/extra.tf", "locals {\n  x = " + "[" * 5000 + "]" * 5000 + "\n}\n"),
-         V, 1, ("extra.tf", "CB001")),
-    Case("regex-valid-in-re2-only", write(f"{GOOD}/extra.tf", PARAM.format(default="abc", regex="^\\\\pL+$")),
-         V, 0),
-    Case("regex-catastrophic", write(f"{GOOD}/extra.tf", PARAM.format(default="a" * 40 + "!", regex="^(a+)+$")),
-         V, 1, ("extra.tf", "CB114", "does not match")),
-    Case("regex-not-re2", write(f"{GOOD}/extra.tf", PARAM.format(default="b", regex="(?<=a)b")), V, 1,
-         ("extra.tf", "CB114", "RE2")),
+    Case(
+        "symlink-loop-dir",
+        both(mkdir(f"{GOOD}/sub"), symlink(f"{GOOD}/sub/up", "..")),
+        R,
+        1,
+        ("symlink loop",),
+    ),
+    Case(
+        "rendered-over-1mib",
+        j2("{% for i in range(20000) %}# {{ 'x' * 60 }}\n{% endfor %}"),
+        R,
+        1,
+        ("extra.tf", "Coder accepts at most", "make it smaller"),
+    ),
+    Case(
+        "source-file-too-large", write(f"{GOOD}/big.bin", b"\0" * (2 << 20)), R, 1, ("big.bin", "larger than")
+    ),
+    Case(
+        "duplicate-resource-across-files",
+        write(f"{GOOD}/extra.tf", 'resource "coder_app" "hello" {\n  agent_id = "x"\n  slug = "b"\n}\n'),
+        V,
+        1,
+        ("extra.tf:1", "CB001", "declared twice", "keep one"),
+    ),
+    Case(
+        "resource-without-labels",
+        write(f"{GOOD}/extra.tf", "resource {\n}\n"),
+        V,
+        1,
+        ("extra.tf:1", "needs 2 labels"),
+    ),
+    Case(
+        "data-with-one-label",
+        write(f"{GOOD}/extra.tf", 'data "coder_parameter" {\n}\n'),
+        V,
+        1,
+        ("extra.tf:1", "needs 2 labels"),
+    ),
+    Case(
+        "attribute-set-twice",
+        write(f"{GOOD}/extra.tf", "locals {\n  a = 1\n  a = 2\n}\n"),
+        V,
+        1,
+        ("extra.tf:3", "set twice"),
+    ),
+    Case(
+        "deep-nesting",
+        write(f"{GOOD}/extra.tf", "locals {\n  x = " + "[" * 5000 + "]" * 5000 + "\n}\n"),
+        V,
+        1,
+        ("extra.tf", "CB001"),
+    ),
+    Case(
+        "regex-valid-in-re2-only",
+        write(f"{GOOD}/extra.tf", PARAM.format(default="abc", regex="^\\\\pL+$")),
+        V,
+        0,
+    ),
+    Case(
+        "regex-catastrophic",
+        write(f"{GOOD}/extra.tf", PARAM.format(default="a" * 40 + "!", regex="^(a+)+$")),
+        V,
+        1,
+        ("extra.tf", "CB114", "does not match"),
+    ),
+    Case(
+        "regex-not-re2",
+        write(f"{GOOD}/extra.tf", PARAM.format(default="b", regex="(?<=a)b")),
+        V,
+        1,
+        ("extra.tf", "CB114", "RE2"),
+    ),
     Case("non-ascii-identifier", write(f"{GOOD}/extra.tf", 'locals {\n  café = "x"\n}\n'), V, 0),
     Case("bom", write(f"{GOOD}/extra.tf", '\ufefflocals {\n  bom = "x"\n}\n'), V, 0),
     Case("escaped-interpolation", write(f"{GOOD}/extra.tf", 'locals {\n  sh = "$${HOME}"\n}\n'), V, 0),
     Case("lone-cr-in-comment", write(f"{GOOD}/extra.tf", b"# a\rb\nlocals {\n  cr = 1\n}\n"), V, 0),
     Case("crlf", write(f"{GOOD}/extra.tf", b"locals {\r\n  crlf = 1\r\n}\r\n"), V, 0),
-    Case("readme-invalid-utf8", write(f"{GOOD}/README.md", b"# Good\n\n\xff\n"), V, 1, ("README.md", "CB117")),
+    Case(
+        "readme-invalid-utf8", write(f"{GOOD}/README.md", b"# Good\n\n\xff\n"), V, 1, ("README.md", "CB117")
+    ),
     # --- template.toml ---------------------------------------------------------------------------
-    Case("template-toml-invalid-utf8", write(f"{GOOD}/template.toml", b'display_name = "\xff"\n'), R, 2,
-         ("template.toml:1", "UTF-8")),
-    Case("template-toml-syntax", append(f"{GOOD}/template.toml", "x = \n"), R, 2, ("template.toml", "invalid TOML")),
-    Case("variables-not-a-table", append(f"{GOOD}/template.toml", 'variables = "x"\n'), R, 2,
-         ("template.toml", "variables", "must be a table")),
-    Case("display-name-number", edit(f"{GOOD}/template.toml", 'display_name = "Good fixture"', "display_name = 42"),
-         R, 2, ("template.toml", "display_name", "must be a string")),
-    Case("misspelled-key", edit(f"{GOOD}/template.toml", "display_name", "displayname"), R, 2,
-         ("template.toml", "'displayname'", "did you mean 'display_name'")),
-    Case("misspelled-table", append(f"{GOOD}/template.toml", '[variabels.x]\nenv = "X"\n'), R, 2,
-         ("template.toml", "did you mean 'variables'")),
-    Case("tags-not-a-list", edit(f"{GOOD}/template.toml", 'tags = ["kubernetes", "fixture"]', 'tags = "k8s"'),
-         R, 2, ("template.toml", "tags", "array of strings")),
-    Case("variable-without-env", append(f"{GOOD}/template.toml", '[variables.x]\ndescription = "d"\n'), R, 2,
-         ("template.toml", "variables.x.env")),
-    Case("missing-required-key", edit(f"{GOOD}/template.toml", 'image = "base"', ""), R, 2,
-         ("template.toml", "missing key 'image'")),
-    Case("image-without-folder", both(images("base"), edit(f"{GOOD}/template.toml", 'image = "base"',
-                                                           'image = "bsae"')), R, 2,
-         ("template.toml", "'bsae'", "did you mean 'base'")),
-    Case("tools-accepted", append(f"{GOOD}/template.toml", '[[tools]]\nname = "node"\ncheck = "node -v"\n'), R, 0),
-    Case("tools-wrong-type", append(f"{GOOD}/template.toml", "[[tools]]\nname = 1\ncheck = \"x\"\n"), R, 2,
-         ("template.toml", "tools[0].name", "must be a string")),
+    Case(
+        "template-toml-invalid-utf8",
+        write(f"{GOOD}/template.toml", b'display_name = "\xff"\n'),
+        R,
+        2,
+        ("template.toml:1", "UTF-8"),
+    ),
+    Case(
+        "template-toml-syntax",
+        append(f"{GOOD}/template.toml", "x = \n"),
+        R,
+        2,
+        ("template.toml", "invalid TOML"),
+    ),
+    Case(
+        "variables-not-a-table",
+        append(f"{GOOD}/template.toml", 'variables = "x"\n'),
+        R,
+        2,
+        ("template.toml", "variables", "must be a table"),
+    ),
+    Case(
+        "display-name-number",
+        edit(f"{GOOD}/template.toml", 'display_name = "Good fixture"', "display_name = 42"),
+        R,
+        2,
+        ("template.toml", "display_name", "must be a string"),
+    ),
+    Case(
+        "misspelled-key",
+        edit(f"{GOOD}/template.toml", "display_name", "displayname"),
+        R,
+        2,
+        ("template.toml", "'displayname'", "did you mean 'display_name'"),
+    ),
+    Case(
+        "misspelled-table",
+        append(f"{GOOD}/template.toml", '[variabels.x]\nenv = "X"\n'),
+        R,
+        2,
+        ("template.toml", "did you mean 'variables'"),
+    ),
+    Case(
+        "tags-not-a-list",
+        edit(f"{GOOD}/template.toml", 'tags = ["kubernetes", "fixture"]', 'tags = "k8s"'),
+        R,
+        2,
+        ("template.toml", "tags", "array of strings"),
+    ),
+    Case(
+        "variable-without-env",
+        append(f"{GOOD}/template.toml", '[variables.x]\ndescription = "d"\n'),
+        R,
+        2,
+        ("template.toml", "variables.x.env"),
+    ),
+    Case(
+        "missing-required-key",
+        edit(f"{GOOD}/template.toml", 'image = "base"', ""),
+        R,
+        2,
+        ("template.toml", "missing key 'image'"),
+    ),
+    Case(
+        "image-without-folder",
+        both(images("base"), edit(f"{GOOD}/template.toml", 'image = "base"', 'image = "bsae"')),
+        R,
+        2,
+        ("template.toml", "'bsae'", "did you mean 'base'"),
+    ),
+    Case(
+        "tools-accepted",
+        append(f"{GOOD}/template.toml", '[[tools]]\nname = "node"\ncheck = "node -v"\n'),
+        R,
+        0,
+    ),
+    Case(
+        "tools-wrong-type",
+        append(f"{GOOD}/template.toml", '[[tools]]\nname = 1\ncheck = "x"\n'),
+        R,
+        2,
+        ("template.toml", "tools[0].name", "must be a string"),
+    ),
     # --- bundle.toml -----------------------------------------------------------------------------
-    Case("concurrency-string", edit("bundle.toml", "concurrency = 3", 'concurrency = "three"'), R, 2,
-         ("bundle.toml", "coder.concurrency", "must be an integer")),
-    Case("concurrency-zero", edit("bundle.toml", "concurrency = 3", "concurrency = 0"), R, 2,
-         ("bundle.toml", "between 1 and")),
-    Case("registry-not-a-table", both(edit("bundle.toml", "[registry]\n", "[registry_]\n"),
-                                      edit("bundle.toml", "[registry_]", 'registry = "x"\n[_r]')), R, 2,
-         ("bundle.toml", "registry")),
-    Case("misspelled-workspace", edit("bundle.toml", "[workspace]", "[worksapce]"), R, 2,
-         ("bundle.toml", "did you mean 'workspace'")),
-    Case("namespace-not-dns-label", edit("bundle.toml", 'namespace = "coder-workspaces"', 'namespace = "Coder_WS"'),
-         R, 2, ("bundle.toml", "workspace.namespace", "Kubernetes namespace")),
-    Case("bundle-invalid-utf8", write("bundle.toml", b"[coder]\nexecutable = \"\xfe\"\n"), R, 2,
-         ("bundle.toml:2", "UTF-8")),
-    Case("disk-size-fraction", edit("bundle.toml", 'home_disk_size = "50Gi"', 'home_disk_size = "1.5Gi"'), R, 2,
-         ("bundle.toml", "home_disk_size", "whole Gi")),
-    Case("duration-words", edit("bundle.toml", 'inactivity_timeout = "4h"', 'inactivity_timeout = "forever"'), R, 2,
-         ("bundle.toml", "inactivity_timeout", "duration")),
-    Case("registry-host-bad", edit("bundle.toml", 'host = ""', 'host = "bad::host"'), R, 2,
-         ("registry.host", "host[:port]")),
-    Case("new-settings-accepted", both(
-        append("bundle.toml", '\n[terraform]\nprovider_mirror = "m"\nmodule_mirror = "n"\ncli_config = "c"\n'),
-        edit("bundle.toml", "[images]\n", '[images]\ndownload_source = "registries"\n'),
-        edit("bundle.toml", "[workspace]\n", "[workspace]\nsubdomain_apps = true\n")), R, 0),
-    Case("download-source-bad", edit("bundle.toml", "[images]\n", '[images]\ndownload_source = "mirror"\n'), R, 2,
-         ("images.download_source", "'upstream' or 'registries'")),
+    Case(
+        "concurrency-string",
+        edit("bundle.toml", "concurrency = 3", 'concurrency = "three"'),
+        R,
+        2,
+        ("bundle.toml", "coder.concurrency", "must be an integer"),
+    ),
+    Case(
+        "concurrency-zero",
+        edit("bundle.toml", "concurrency = 3", "concurrency = 0"),
+        R,
+        2,
+        ("bundle.toml", "between 1 and"),
+    ),
+    Case(
+        "registry-not-a-table",
+        both(
+            edit("bundle.toml", "[registry]\n", "[registry_]\n"),
+            edit("bundle.toml", "[registry_]", 'registry = "x"\n[_r]'),
+        ),
+        R,
+        2,
+        ("bundle.toml", "registry"),
+    ),
+    Case(
+        "misspelled-workspace",
+        edit("bundle.toml", "[workspace]", "[worksapce]"),
+        R,
+        2,
+        ("bundle.toml", "did you mean 'workspace'"),
+    ),
+    Case(
+        "namespace-not-dns-label",
+        edit("bundle.toml", 'namespace = "coder-workspaces"', 'namespace = "Coder_WS"'),
+        R,
+        2,
+        ("bundle.toml", "workspace.namespace", "Kubernetes namespace"),
+    ),
+    Case(
+        "bundle-invalid-utf8",
+        write("bundle.toml", b'[coder]\nexecutable = "\xfe"\n'),
+        R,
+        2,
+        ("bundle.toml:2", "UTF-8"),
+    ),
+    Case(
+        "disk-size-fraction",
+        edit("bundle.toml", 'home_disk_size = "50Gi"', 'home_disk_size = "1.5Gi"'),
+        R,
+        2,
+        ("bundle.toml", "home_disk_size", "whole Gi"),
+    ),
+    Case(
+        "duration-words",
+        edit("bundle.toml", 'inactivity_timeout = "4h"', 'inactivity_timeout = "forever"'),
+        R,
+        2,
+        ("bundle.toml", "inactivity_timeout", "duration"),
+    ),
+    Case(
+        "registry-host-bad",
+        edit("bundle.toml", 'host = ""', 'host = "bad::host"'),
+        R,
+        2,
+        ("registry.host", "host[:port]"),
+    ),
+    Case(
+        "new-settings-accepted",
+        both(
+            append(
+                "bundle.toml", '\n[terraform]\nprovider_mirror = "m"\nmodule_mirror = "n"\ncli_config = "c"\n'
+            ),
+            edit("bundle.toml", "[images]\n", '[images]\ndownload_source = "registries"\n'),
+            edit("bundle.toml", "[workspace]\n", "[workspace]\nsubdomain_apps = true\n"),
+        ),
+        R,
+        0,
+    ),
+    Case(
+        "download-source-bad",
+        edit("bundle.toml", "[images]\n", '[images]\ndownload_source = "mirror"\n'),
+        R,
+        2,
+        ("images.download_source", "'upstream' or 'registries'"),
+    ),
     Case("no-bundle-toml", lambda root: (root / "bundle.toml").unlink(), R, 2, ("bundle.toml",)),
     # --- versions.toml ---------------------------------------------------------------------------
-    Case("versions-invalid-utf8",
-         write("templates/_shared/versions.toml", b"[terraform]\nrequired_version = \"\xff\"\n"),
-         R, 2, ("versions.toml:2", "UTF-8")),
-    Case("versions-providers-string", write("templates/_shared/versions.toml", 'providers = "x"\n'), R, 2,
-         ("versions.toml", "providers", "must be a table")),
-    Case("versions-module-version-number",
-         append("templates/_shared/versions.toml", '\n[modules.extra]\nsource = "s"\nversion = 1\n'), R, 2,
-         ("versions.toml", "modules.extra.version", "must be a string")),
-    Case("versions-misspelled", append("templates/_shared/versions.toml", '\n[module.x]\nsource = "s"\n'), R, 2,
-         ("versions.toml", "did you mean 'modules'")),
+    Case(
+        "versions-invalid-utf8",
+        write("templates/_shared/versions.toml", b'[terraform]\nrequired_version = "\xff"\n'),
+        R,
+        2,
+        ("versions.toml:2", "UTF-8"),
+    ),
+    Case(
+        "versions-providers-string",
+        write("templates/_shared/versions.toml", 'providers = "x"\n'),
+        R,
+        2,
+        ("versions.toml", "providers", "must be a table"),
+    ),
+    Case(
+        "versions-module-version-number",
+        append("templates/_shared/versions.toml", '\n[modules.extra]\nsource = "s"\nversion = 1\n'),
+        R,
+        2,
+        ("versions.toml", "modules.extra.version", "must be a string"),
+    ),
+    Case(
+        "versions-misspelled",
+        append("templates/_shared/versions.toml", '\n[module.x]\nsource = "s"\n'),
+        R,
+        2,
+        ("versions.toml", "did you mean 'modules'"),
+    ),
     # --- chart values (workspace.values_file) ----------------------------------------------------
-    Case("values-file-missing", edit("bundle.toml", '# values_file = "chart/values.yaml"',
-                                     'values_file = "nope.yaml"'), R, 2, ("nope.yaml", "file not found")),
+    Case(
+        "values-file-missing",
+        edit("bundle.toml", '# values_file = "chart/values.yaml"', 'values_file = "nope.yaml"'),
+        R,
+        2,
+        ("nope.yaml", "file not found"),
+    ),
     Case("values-invalid-yaml", values_file("coder: [\n"), R, 2, ("values.yaml", "invalid YAML")),
-    Case("values-coder-not-a-mapping", values_file("coder: x\n"), R, 2, ("values.yaml", "coder must be a mapping")),
-    Case("values-invalid-utf8", values_file(b"coder:\n  x: \"\xff\"\n"), R, 2, ("values.yaml:2", "UTF-8")),
-    Case("values-bad-quantity", values_file("coder:\n  workspaces:\n    storage:\n      size: lots\n"), R, 2,
-         ("home_disk_size", "Kubernetes quantity")),
-    Case("values-size-a-list", values_file("coder:\n  workspaces:\n    storage:\n      size: [1]\n"), R, 2,
-         ("values.yaml", "home_disk_size", "must be a string")),
+    Case(
+        "values-coder-not-a-mapping",
+        values_file("coder: x\n"),
+        R,
+        2,
+        ("values.yaml", "coder must be a mapping"),
+    ),
+    Case("values-invalid-utf8", values_file(b'coder:\n  x: "\xff"\n'), R, 2, ("values.yaml:2", "UTF-8")),
+    Case(
+        "values-bad-quantity",
+        values_file("coder:\n  workspaces:\n    storage:\n      size: lots\n"),
+        R,
+        2,
+        ("home_disk_size", "Kubernetes quantity"),
+    ),
+    Case(
+        "values-size-a-list",
+        values_file("coder:\n  workspaces:\n    storage:\n      size: [1]\n"),
+        R,
+        2,
+        ("values.yaml", "home_disk_size", "must be a string"),
+    ),
     # --- environment -----------------------------------------------------------------------------
-    Case("coder-url-not-a-url", lambda root: None, P, 2, ("CODER_URL", "no scheme"), {"CODER_URL": "not-a-url"}),
-    Case("coder-url-ftp", lambda root: None, P, 2, ("CODER_URL", "scheme 'ftp'"), {"CODER_URL": "ftp://x.example"}),
-    Case("coder-url-bad-ipv6", lambda root: None, P, 2, ("CODER_URL", "not a valid URL"),
-         {"CODER_URL": "http://[::1"}),
-    Case("coder-url-bad-port", lambda root: None, P, 2, ("CODER_URL",), {"CODER_URL": "https://c.example:99999"}),
-    Case("coder-url-userinfo", lambda root: None, P, 2, ("CODER_URL", "CODER_SESSION_TOKEN", "***@"),
-         {"CODER_URL": "https://admin:hunter2secret@c.example"}, absent=("hunter2secret",)),
-    Case("registry-env-bad", lambda root: None, R, 2, ("CODERBUNDLE_REGISTRY", "host[:port]"),
-         {"CODERBUNDLE_REGISTRY": "bad::host"}),
-    Case("prefix-env-bad", lambda root: None, R, 2, ("CODERBUNDLE_REPOSITORY_PREFIX",),
-         {"CODERBUNDLE_REPOSITORY_PREFIX": "Bad Prefix"}),
-    Case("token-missing", lambda root: None, P, 2, ("CODER_SESSION_TOKEN is not set", "coder tokens create"),
-         {"CODER_URL": "http://127.0.0.1:9", "CODER_SESSION_TOKEN": ""}),
-    Case("ca-file-missing", images("base"), ("images", "build", "base"), 2,
-         ("nope.pem", "file not found", "CODERBUNDLE_EXTRA_CA_CERT"), {"CODERBUNDLE_EXTRA_CA_CERT": "nope.pem"}),
-    Case("docker-daemon-missing", images("base"), ("images", "build", "base"), 2,
-         ("cannot reach the Docker daemon", "DOCKER_HOST"), {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}),
-    Case("push-without-registry-keeps-brackets", images("base"), ("images", "build", "--push", "base"), 2,
-         ("[registry] host in bundle.toml",)),
-    Case("markup-in-argument", lambda root: None, ("render", "[/x]"), 2, ("unknown template '[/x]'",)),
-    Case("markup-in-template-name", lambda root: None, ("render", "[bold]x[/bold]"), 2, ("'[bold]x[/bold]'",)),
+    Case(
+        "coder-url-not-a-url", nothing, P, 2, ("CODER_URL", "no scheme"), {"CODER_URL": "not-a-url"}
+    ),
+    Case(
+        "coder-url-ftp",
+        nothing,
+        P,
+        2,
+        ("CODER_URL", "scheme 'ftp'"),
+        {"CODER_URL": "ftp://x.example"},
+    ),
+    Case(
+        "coder-url-bad-ipv6",
+        nothing,
+        P,
+        2,
+        ("CODER_URL", "not a valid URL"),
+        {"CODER_URL": "http://[::1"},
+    ),
+    Case(
+        "coder-url-bad-port",
+        nothing,
+        P,
+        2,
+        ("CODER_URL",),
+        {"CODER_URL": "https://c.example:99999"},
+    ),
+    Case(
+        "coder-url-userinfo",
+        nothing,
+        P,
+        2,
+        ("CODER_URL", "CODER_SESSION_TOKEN", "***@"),
+        {"CODER_URL": "https://admin:hunter2secret@c.example"},
+        absent=("hunter2secret",),
+    ),
+    Case(
+        "registry-env-bad",
+        nothing,
+        R,
+        2,
+        ("CODERBUNDLE_REGISTRY", "host[:port]"),
+        {"CODERBUNDLE_REGISTRY": "bad::host"},
+    ),
+    Case(
+        "prefix-env-bad",
+        nothing,
+        R,
+        2,
+        ("CODERBUNDLE_REPOSITORY_PREFIX",),
+        {"CODERBUNDLE_REPOSITORY_PREFIX": "Bad Prefix"},
+    ),
+    Case(
+        "token-missing",
+        nothing,
+        P,
+        2,
+        ("CODER_SESSION_TOKEN is not set", "coder tokens create"),
+        {"CODER_URL": "http://127.0.0.1:9", "CODER_SESSION_TOKEN": ""},
+    ),
+    Case(
+        "ca-file-missing",
+        images("base"),
+        ("images", "build", "base"),
+        2,
+        ("nope.pem", "file not found", "CODERBUNDLE_EXTRA_CA_CERT"),
+        {"CODERBUNDLE_EXTRA_CA_CERT": "nope.pem"},
+    ),
+    Case(
+        "docker-daemon-missing",
+        images("base"),
+        ("images", "build", "base"),
+        2,
+        ("cannot reach the Docker daemon", "DOCKER_HOST"),
+        {"DOCKER_HOST": "unix:///nonexistent/docker.sock"},
+    ),
+    Case(
+        "push-without-registry-keeps-brackets",
+        images("base"),
+        ("images", "build", "--push", "base"),
+        2,
+        ("[registry] host in bundle.toml",),
+    ),
+    Case("markup-in-argument", nothing, ("render", "[/x]"), 2, ("unknown template '[/x]'",)),
+    Case(
+        "markup-in-template-name", nothing, ("render", "[bold]x[/bold]"), 2, ("'[bold]x[/bold]'",)
+    ),
     # --- files on disk ---------------------------------------------------------------------------
-    Case("build-is-a-file", write("build", "not a directory\n"), R, 2, ("build", "is a file", "move or remove")),
+    Case(
+        "build-is-a-file", write("build", "not a directory\n"), R, 2, ("build", "is a file", "move or remove")
+    ),
     Case("build-templates-is-a-file", write("build/templates", "x\n"), R, 2, ("templates", "is a file")),
-    Case("rendered-target-is-a-file", write("build/templates/good", "x\n"), R, 2,
-         ("build/templates/good", "move or remove")),
+    Case(
+        "rendered-target-is-a-file",
+        write("build/templates/good", "x\n"),
+        R,
+        2,
+        ("build/templates/good", "move or remove"),
+    ),
     Case("dist-is-a-file", write("dist", "x\n"), P, 2, ("dist", "is a file")),
     Case("dist-templates-is-a-file", write("dist/templates", "x\n"), P, 2, ("templates", "is a file")),
 ]
 
 ENV_KEYS = (
-    "CODER_URL", "CODER_SESSION_TOKEN", "CODER_ORGANIZATION", "CODERBUNDLE_REGISTRY",
-    "CODERBUNDLE_REPOSITORY_PREFIX", "CODERBUNDLE_EXTRA_CA_CERT", "CODERBUNDLE_UPSTREAM_IMAGE", "DOCKER_HOST",
+    "CODER_URL",
+    "CODER_SESSION_TOKEN",
+    "CODER_ORGANIZATION",
+    "CODERBUNDLE_REGISTRY",
+    "CODERBUNDLE_REPOSITORY_PREFIX",
+    "CODERBUNDLE_EXTRA_CA_CERT",
+    "CODERBUNDLE_UPSTREAM_IMAGE",
+    "DOCKER_HOST",
 )
 
 
@@ -350,7 +669,8 @@ def test_bad_input(case, tmp_path, quiet_env, capsys):
         pytest.fail(f"{case.id}: a failed render left {rendered}")
 
 
-def test_failed_render_keeps_the_previous_output(bundle, quiet_env, capsys):
+@pytest.mark.usefixtures("quiet_env")
+def test_failed_render_keeps_the_previous_output(bundle, capsys):
     root = bundle("good")
     assert main(["--root", str(root), "render"]) == 0
     before = {p.name: p.read_bytes() for p in (root / "build" / "templates" / "good").iterdir()}
@@ -362,30 +682,40 @@ def test_failed_render_keeps_the_previous_output(bundle, quiet_env, capsys):
     capsys.readouterr()
 
 
-def test_full_disk_while_publishing_keeps_the_old_dist(bundle, quiet_env, tmp_path):
+@pytest.mark.usefixtures("quiet_env")
+def test_full_disk_while_publishing_keeps_the_old_dist(bundle):
     """A real write failure (RLIMIT_FSIZE makes the kernel refuse big writes): old dist/ stays whole."""
     root = bundle("good")
     env = {**os.environ, "PYTHONPATH": str(TOOLS)}
     argv = [sys.executable, "-m", "coderbundle", "--root", str(root), "publish", "--no-images"]
     first = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     assert first.returncode == 0, first.stderr
-    old = {p.relative_to(root / "dist").as_posix(): p.read_bytes() for p in (root / "dist").rglob("*") if p.is_file()}
+    old = {
+        p.relative_to(root / "dist").as_posix(): p.read_bytes()
+        for p in (root / "dist").rglob("*")
+        if p.is_file()
+    }
     (root / "templates" / "good" / "notes.txt").write_text("x" * 50_000)  # a new archive over the limit
 
     def limit() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
 
-    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, preexec_fn=limit)  # noqa: PLW1509
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False, preexec_fn=limit)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert "free space" in proc.stderr
-    new = {p.relative_to(root / "dist").as_posix(): p.read_bytes() for p in (root / "dist").rglob("*") if p.is_file()}
+    new = {
+        p.relative_to(root / "dist").as_posix(): p.read_bytes()
+        for p in (root / "dist").rglob("*")
+        if p.is_file()
+    }
     assert new == old
     assert leftovers(root) == []
 
 
-def test_concurrent_renders_in_one_checkout(bundle, quiet_env):
+@pytest.mark.usefixtures("quiet_env")
+def test_concurrent_renders_in_one_checkout(bundle):
     root = bundle("good")
     env = {**os.environ, "PYTHONPATH": str(TOOLS)}
     argv = [sys.executable, "-m", "coderbundle", "--root", str(root), "render"]
@@ -399,7 +729,8 @@ def test_concurrent_renders_in_one_checkout(bundle, quiet_env):
     assert (root / "build" / "templates" / "good" / "main.tf").is_file()
 
 
-def test_publish_json_has_one_shape(bundle, quiet_env, capsys):
+@pytest.mark.usefixtures("quiet_env")
+def test_publish_json_has_one_shape(bundle, capsys):
     root = bundle("good")
     assert main(["--root", str(root), "publish", "--no-images", "--format", "json"]) == 0
     passed = json.loads(capsys.readouterr().out)
@@ -415,20 +746,36 @@ def test_publish_json_has_one_shape(bundle, quiet_env, capsys):
 
 
 def test_help_lists_exit_codes_in_user_words(capsys):
-    commands = [(), ("render",), ("validate",), ("publish",), ("deploy",), ("vault-setup",), ("images", "build")]
+    commands = [
+        (),
+        ("render",),
+        ("validate",),
+        ("publish",),
+        ("deploy",),
+        ("vault-setup",),
+        ("images", "build"),
+    ]
     for command in commands:
         assert main([*command, "--help"]) == 0
         out = capsys.readouterr().out
-        for line in ("0    success", "1    findings", "2    usage or environment", "3    a bug", "130  interrupted"):
+        for line in (
+            "0    success",
+            "1    findings",
+            "2    usage or environment",
+            "3    a bug",
+            "130  interrupted",
+        ):
             assert line in out, (command, out)
     assert main(["--help"]) == 0
     assert "Command-line edge" not in capsys.readouterr().out
 
 
-def test_a_bug_is_one_line_and_asks_for_a_report(bundle, quiet_env, monkeypatch, capsys):
+@pytest.mark.usefixtures("quiet_env")
+def test_a_bug_is_one_line_and_asks_for_a_report(bundle, monkeypatch, capsys):
     root = bundle("good")
 
     def broken(*args, **kwargs):
+        del args, kwargs
         raise RuntimeError("boom")
 
     monkeypatch.setattr("coderbundle.pipeline.render_all", broken)

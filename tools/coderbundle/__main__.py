@@ -47,7 +47,8 @@ def _cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     from coderbundle.pipeline import render_all  # noqa: PLC0415 - keep start-up fast
 
     for rendered in render_all(settings, args.names):
-        err_console.print(f"rendered {rendered.name} -> {rendered.path.relative_to(settings.root)}")
+        where = rendered.path.relative_to(settings.root)
+        err_console.print(f"rendered {rendered.name} -> {where}", markup=False)
     return 0
 
 
@@ -79,7 +80,8 @@ def _cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
         from coderbundle.publish import validation_failed_result  # noqa: PLC0415
 
         mode = "dry-run" if args.dry_run else "publish"
-        print_result(validation_failed_result(exc.report, mode=mode if settings.coder_url else "embedded"), fmt="json")
+        mode = mode if settings.coder_url else "embedded"
+        print_result(validation_failed_result(exc.report, mode=mode), fmt="json")
         return exc.exit_code
     print_result(result, fmt=args.format)
     return 0 if result.ok else 1
@@ -99,11 +101,14 @@ def _cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     )
     if result.manifests:
         versions = " and ".join(result.validated_for)
-        err_console.print(f"rendered {len(result.manifests)} manifests; valid for Kubernetes {versions}")
+        count = len(result.manifests)
+        err_console.print(f"rendered {count} manifests; valid for Kubernetes {versions}", markup=False)
         for ref in result.crd_checked:
-            err_console.print(f"  {ref}: custom resource, checked against chart/ci/crd-schemas.json")
+            err_console.print(
+                f"  {ref}: custom resource, checked against chart/ci/crd-schemas.json", markup=False
+            )
     if result.applied:
-        err_console.print(f"release {args.release} deployed to namespace {args.namespace}")
+        err_console.print(f"release {args.release} deployed to namespace {args.namespace}", markup=False)
     return 0
 
 
@@ -121,9 +126,9 @@ def _cmd_vault_setup(args: argparse.Namespace, settings: Settings) -> int:
     )
     verb = "would change" if args.dry_run else "changed"
     for action in plan.actions:
-        err_console.print(f"{verb}: {action.kind} {action.path}", highlight=False)
+        err_console.print(f"{verb}: {action.kind} {action.path}", highlight=False, markup=False)
     for path in plan.unchanged:
-        err_console.print(f"unchanged: {path}", highlight=False)
+        err_console.print(f"unchanged: {path}", highlight=False, markup=False)
     for name in plan.missing:
         err_console.print(
             Text.assemble(("not in the values files:", "yellow"), f" {name} (write it to Vault yourself)")
@@ -142,11 +147,12 @@ def _cmd_images(args: argparse.Namespace, settings: Settings) -> int:
         environ=os.environ,
     )
     pushed = sum(1 for r in results if r.pushed)
-    err_console.print(f"{len(results)} image(s) ready, {pushed} in the registry; see build/images.json")
+    line = f"{len(results)} image(s) ready, {pushed} in the registry; see build/images.json"
+    err_console.print(line, markup=False)
     return 0
 
 
-class _SubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
+class _SubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]  # noqa: SLF001
     """Every command's help ends with the exit codes, as the top-level help does."""
 
     def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
@@ -253,7 +259,7 @@ def print_error(message: str) -> None:
     err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit per kind of outcome
     """Run the CLI and return its exit code; every ToolError is printed once here."""
     try:
         return _run(argv)

@@ -17,13 +17,13 @@ import errno
 import fcntl
 import os
 import tomllib
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coderbundle.errors import EnvError, SettingsError, ToolError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 __all__ = [
     "MAX_SOURCE_BYTES",
@@ -51,7 +51,7 @@ def why_unreadable(path: Path, exc: OSError) -> str:
     if exc.errno == errno.ELOOP:
         return "symlink loop; fix or remove the link"
     if exc.errno == errno.ENOENT and path.is_symlink():
-        return f"dangling symlink (to {os.readlink(path)}); fix or remove the link"
+        return f"dangling symlink (to {path.readlink()}); fix or remove the link"
     if exc.errno == errno.ENOENT:
         return "file not found"
     if exc.errno == errno.EISDIR:
@@ -81,8 +81,7 @@ def decode(data: bytes, path: Path, *, error: type[ToolError] = SettingsError) -
         line = data[: exc.start].count(b"\n") + 1
         bad = data[exc.start]
         msg = (
-            f"{path}:{line}: not valid UTF-8 (byte 0x{bad:02x} at offset {exc.start}); "
-            "save the file as UTF-8"
+            f"{path}:{line}: not valid UTF-8 (byte 0x{bad:02x} at offset {exc.start}); save the file as UTF-8"
         )
         raise error(msg) from None
     return text.removeprefix("\ufeff")

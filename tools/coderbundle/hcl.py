@@ -138,7 +138,8 @@ class _Converter:
                 value = self.value(child.children[-1])
                 if name in block.attributes:
                     first = block.attributes[name].line
-                    block.issues.append((child.meta.line, f"attribute {name!r} is set twice (first on line {first})"))
+                    msg = f"attribute {name!r} is set twice (first on line {first}); keep one"
+                    block.issues.append((child.meta.line, msg))
                 block.attributes[name] = Attribute(name, value, child.meta.line)
             elif child.data == "block":
                 block.blocks.append(self.block(child))
@@ -253,7 +254,8 @@ def parse_file(path: Path) -> Block:
     try:
         size = path.stat().st_size
         if size > files.MAX_TF_BYTES:
-            msg = f"file is {size} bytes, over the {files.MAX_TF_BYTES} bytes Coder accepts; split or shrink it"
+            limit = files.MAX_TF_BYTES
+            msg = f"file is {size} bytes, over the {limit} bytes Coder accepts; split or shrink it"
             raise HclSyntaxError(msg, 0)
         data = path.read_bytes()
     except OSError as exc:
@@ -274,6 +276,9 @@ _LABELS = {
 }
 
 
+_UNNAMED = frozenset({"locals", "terraform", "moved", "removed", "import"})
+
+
 def structure_problems(files: dict[str, Block]) -> list[tuple[str, int, str]]:
     """What Terraform refuses to load although it parses: wrong label counts, names declared twice.
 
@@ -292,7 +297,7 @@ def structure_problems(files: dict[str, Block]) -> list[tuple[str, int, str]]:
                 found.append((file, block.line, msg))
                 continue
             names = [f"local.{k}" for k in block.attributes] if block.type == "locals" else []
-            if block.type in _LABELS and block.type not in ("locals", "terraform", "moved", "removed", "import"):
+            if block.type in _LABELS and block.type not in _UNNAMED:
                 names = [block.address]
             if block.type == "provider":
                 alias = block.get("alias")

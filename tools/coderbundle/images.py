@@ -235,7 +235,7 @@ def _ensure(ctx: _Run, spec: ImageSpec, parent: ImageResult | None, *, keep_loca
     with _display(spec.name) as progress:
         image_id, status, digest = _obtain(ctx, job, progress, keep_local=keep_local)
     seconds = time.monotonic() - start
-    err_console.print(f"{spec.name:<12} {status:<17} {job.ref}  ({seconds:.1f}s)")
+    err_console.print(f"{spec.name:<12} {status:<17} {job.ref}  ({seconds:.1f}s)", markup=False)
     return ImageResult(spec.name, job.repository, tag, image_id, status, digest, seconds)
 
 

@@ -29,6 +29,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from coderbundle import process
 from coderbundle.coder_api import CoderAPI, CoderAuthError, Organization
@@ -269,7 +270,7 @@ def validation_failed_result(report: Any, *, mode: str) -> PublishResult:
     outcomes = []
     for entry in data["templates"]:
         count = len(entry["problems"])
-        detail = f"{count} problem(s); nothing published" if count else "not published (another template failed)"
+        detail = f"{count} problem(s); nothing published" if count else "not published (another one failed)"
         outcomes.append(Outcome(entry["name"], "invalid", "", detail))
     problems = [p for entry in data["templates"] for p in entry["problems"]]
     return PublishResult(mode, outcomes, None, 0, problems)
@@ -298,7 +299,8 @@ def print_result(result: PublishResult, *, fmt: str = "text") -> None:
         for column in ("template", "status", "version", "details"):
             table.add_column(column)
         for o in result.outcomes:
-            table.add_row(o.name, o.status, o.version, _row_detail(o, result.mode))
+            # Text cells: brackets in a name or an error detail are shown, not read as markup.
+            table.add_row(Text(o.name), Text(o.status), Text(o.version), Text(_row_detail(o, result.mode)))
         err_console.print(table)
         counts = result_json(result)["counts"]
         err_console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())), markup=False)

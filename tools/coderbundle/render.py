@@ -88,7 +88,7 @@ class _SourceLoader(jinja2.FileSystemLoader):
                 continue
             text = files.read_text(path, error=RenderError, limit=files.MAX_SOURCE_BYTES)
             mtime = _mtime(path)
-            return text, str(path), lambda path=path, mtime=mtime: _mtime(path) == mtime  # type: ignore[misc]
+            return text, str(path), lambda path=path, mtime=mtime: _mtime(path) == mtime
         raise jinja2.TemplateNotFound(template)
 
 
@@ -125,10 +125,10 @@ class _BundleEnvironment(SandboxedEnvironment):
             raise SecurityError(msg)
         if operator == "*":
             for seq, count in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(count, int):
-                    if len(seq) * count > _MAX_RENDERED:
-                        msg = f"repeating a sequence {count} times makes more than {_MAX_RENDERED} items"
-                        raise SecurityError(msg)
+                sized = isinstance(seq, str | list | tuple) and isinstance(count, int)
+                if sized and len(seq) * count > _MAX_RENDERED:
+                    msg = f"repeating a sequence {count} times makes more than {_MAX_RENDERED} items"
+                    raise SecurityError(msg)
         return super().call_binop(context, operator, left, right)
 
 
@@ -170,7 +170,7 @@ def _where(exc: BaseException, fallback: str, templates_dir: Path) -> str:
     return found
 
 
-class _RenderTimeout(Exception):  # noqa: N818 - internal signal, never leaves this module
+class _RenderTimeout(Exception):
     pass
 
 
@@ -218,14 +218,16 @@ def _render_one(env: jinja2.Environment, name: str, context: dict[str, Any], sou
         msg = f"{where}: {_one_line(exc.message or '')}; define it in template.toml or fix the name"
         raise RenderError(msg) from None
     except _RenderTimeout as exc:
-        msg = f"{_where(exc, fallback, source)}: rendering took over {RENDER_SECONDS:g}s; look for a runaway loop"
+        where = _where(exc, fallback, source)
+        msg = f"{where}: rendering took over {RENDER_SECONDS:g}s; look for a runaway loop"
         raise RenderError(msg) from None
     except RecursionError as exc:
         msg = f"{_where(exc, fallback, source)}: recursion too deep (an include or macro calls itself?)"
         raise RenderError(msg) from None
     except Exception as exc:  # noqa: BLE001 - any error in a template expression is the template's
         what = type(exc).__name__
-        msg = f"{_where(exc, fallback, source)}: {what} while rendering: {_one_line(str(exc))}; fix the template"
+        where = _where(exc, fallback, source)
+        msg = f"{where}: {what} while rendering: {_one_line(str(exc))}; fix the template"
         raise RenderError(msg) from None
 
 

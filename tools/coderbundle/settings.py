@@ -30,8 +30,8 @@ _QUANTITY = re.compile(r"^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti)?$")
 _WHOLE_GI = re.compile(r"^[1-9]\d{0,5}Gi$")
 _DNS_LABEL = re.compile(r"^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@]*@")
-_HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
-_HOST += r"|\[[0-9A-Fa-f:.]+\])"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])"
 _PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REGISTRY = re.compile(rf"^{_HOST}(?::\d{{1,5}})?(?:/{_PATH_PART})*$")
 _REPO_PATH = re.compile(rf"^{_PATH_PART}(?:/{_PATH_PART})*$")
@@ -163,7 +163,8 @@ def _workspace_defaults(root: Path, table: Mapping[str, Any], source: Path) -> W
 def _check_workspace(ws: WorkspaceDefaults, source: Path) -> None:
     for key in ("cpu_request", "memory_request", "home_disk_size"):
         if not _QUANTITY.fullmatch(getattr(ws, key)):
-            msg = f"{source}: workspace.{key} = {getattr(ws, key)!r} is not a Kubernetes quantity like 500m or 1Gi"
+            value = getattr(ws, key)
+            msg = f"{source}: workspace.{key} = {value!r} is not a Kubernetes quantity like 500m or 1Gi"
             raise SettingsError(msg)
     if not _WHOLE_GI.fullmatch(ws.home_disk_size):
         msg = f"{source}: workspace.home_disk_size must be whole Gi (for example 50Gi)"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from coderbundle.errors import SettingsError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 __all__ = [
@@ -171,42 +172,66 @@ def _fits(value: Any, kind: type) -> bool:
 
 def check_shape(data: Any, shape: Any, source: Path, key: str = "") -> None:
     """Raise ``SettingsError`` at the first key of ``data`` that does not fit ``shape``."""
-    where = f"{source}: {key}" if key else f"{source}:"
-
-    def fail(what: str) -> None:
-        raise SettingsError(f"{where} {what}")
-
     if shape is AnyValue:
         return
-    if isinstance(shape, Table):
-        if not isinstance(data, dict):
-            fail(f"must be {_want(shape)}, not {_describe(data)}; see README.md for the layout")
-        for name in data:
-            if name not in shape.keys:
-                hint = suggest(name, shape.keys) or f"; known keys: {', '.join(sorted(shape.keys))}"
-                raise SettingsError(f"{source}: unknown key {_join(key, name)!r}{hint}")
-        for name in sorted(shape.required - set(data)):
-            raise SettingsError(f"{source}: missing key {_join(key, name)!r}; add it")
-        for name, value in data.items():
-            check_shape(value, shape.keys[name], source, _join(key, name))
-    elif isinstance(shape, MapOf):
-        if not isinstance(data, dict):
-            fail(f"must be a table, not {_describe(data)}")
-        for name, value in data.items():
-            check_shape(value, shape.value, source, _join(key, name))
-    elif isinstance(shape, ListOf):
-        if not isinstance(data, list) or not all(_fits(v, shape.item) for v in data):
-            fail(f"must be {_want(shape)}, not {_describe(data)}")
-    elif isinstance(shape, ArrayOf):
-        if not isinstance(data, list):
-            fail(f"must be an array of tables ([[{key}]]), not {_describe(data)}")
-        for i, item in enumerate(data):
-            check_shape(item, shape.table, source, f"{key}[{i}]")
-    elif isinstance(shape, Enum):
-        if data not in shape.choices:
-            fail(f"must be {_want(shape)}, not {_describe(data)}")
-    elif not _fits(data, shape):
-        fail(f"must be {_want(shape)}, not {_describe(data)}; fix the value")
+    checker = _CHECKERS.get(type(shape), _check_scalar)
+    checker(data, shape, source, key)
+
+
+def _fail(source: Path, key: str, what: str) -> None:
+    where = f"{source}: {key}" if key else f"{source}:"
+    raise SettingsError(f"{where} {what}")
+
+
+def _check_table(data: Any, shape: Table, source: Path, key: str) -> None:
+    if not isinstance(data, dict):
+        _fail(source, key, f"must be {_want(shape)}, not {_describe(data)}; see README.md for the layout")
+    for name in data:
+        if name not in shape.keys:
+            hint = suggest(name, shape.keys) or f"; known keys: {', '.join(sorted(shape.keys))}"
+            raise SettingsError(f"{source}: unknown key {_join(key, name)!r}{hint}")
+    for name in sorted(shape.required - set(data)):
+        raise SettingsError(f"{source}: missing key {_join(key, name)!r}; add it")
+    for name, value in data.items():
+        check_shape(value, shape.keys[name], source, _join(key, name))
+
+
+def _check_map(data: Any, shape: MapOf, source: Path, key: str) -> None:
+    if not isinstance(data, dict):
+        _fail(source, key, f"must be a table, not {_describe(data)}")
+    for name, value in data.items():
+        check_shape(value, shape.value, source, _join(key, name))
+
+
+def _check_list(data: Any, shape: ListOf, source: Path, key: str) -> None:
+    if not isinstance(data, list) or not all(_fits(v, shape.item) for v in data):
+        _fail(source, key, f"must be {_want(shape)}, not {_describe(data)}")
+
+
+def _check_array(data: Any, shape: ArrayOf, source: Path, key: str) -> None:
+    if not isinstance(data, list):
+        _fail(source, key, f"must be an array of tables ([[{key}]]), not {_describe(data)}")
+    for i, item in enumerate(data):
+        check_shape(item, shape.table, source, f"{key}[{i}]")
+
+
+def _check_enum(data: Any, shape: Enum, source: Path, key: str) -> None:
+    if data not in shape.choices:
+        _fail(source, key, f"must be {_want(shape)}, not {_describe(data)}")
+
+
+def _check_scalar(data: Any, shape: Any, source: Path, key: str) -> None:
+    if not _fits(data, shape):
+        _fail(source, key, f"must be {_want(shape)}, not {_describe(data)}; fix the value")
+
+
+_CHECKERS: dict[type, Callable[[Any, Any, Path, str], None]] = {
+    Table: _check_table,
+    MapOf: _check_map,
+    ListOf: _check_list,
+    ArrayOf: _check_array,
+    Enum: _check_enum,
+}
 
 
 def _join(prefix: str, name: str) -> str:

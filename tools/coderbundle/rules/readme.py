@@ -44,7 +44,8 @@ def readme_frontmatter(m: Model) -> Iterator[Problem]:
         text = files.read_text(path, error=ToolError)
     except ToolError as exc:
         why = str(exc).removeprefix(f"{path}:").lstrip("0123456789:").strip()
-        yield m.problem(None, "CB117", f"README.md cannot be read ({why}); Coder shows it as the template page")
+        msg = f"README.md cannot be read ({why}); Coder shows it as the template page"
+        yield m.problem(None, "CB117", msg)
         return
     data = _frontmatter(text)
     if isinstance(data, str):

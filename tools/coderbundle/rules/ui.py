@@ -117,7 +117,7 @@ def _as_type(value: Any, kind: str) -> Any:
     return str(raw)
 
 
-def value_problem(p: Block, value: Any) -> str:
+def value_problem(p: Block, value: Any) -> str:  # noqa: PLR0911 - one return per reason
     """Why ``value`` is not acceptable for parameter ``p`` ("" when it is)."""
     kind = literal(p.get("type", '"string"'))
     try:
@@ -140,7 +140,8 @@ def value_problem(p: Block, value: Any) -> str:
             try:
                 matched = re2.compile(pattern, options=_RE2_OPTIONS).search(str(typed))
             except re2.error as exc:
-                why = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+                raw = exc.args[0] if exc.args else exc
+                why = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
                 return f"validation regex does not compile as RE2, the syntax Coder uses ({why})"
             if not matched:
                 return f"{literal(value)!r} does not match validation regex"
@@ -166,7 +167,8 @@ def presets_consistent(m: Model) -> Iterator[Problem]:
     for extra in defaults[1:]:
         yield m.problem(extra, "CB119", "more than one preset has default = true; keep one")
     names = Counter(str(literal(p.get("name"))) for p in _parameters(m))
-    by_name = {str(literal(p.get("name"))): p for p in _parameters(m) if names[str(literal(p.get("name")))] == 1}
+    by_name = {str(literal(p.get("name"))): p for p in _parameters(m)}
+    by_name = {name: p for name, p in by_name.items() if names[name] == 1}
     for preset in presets:
         values = preset.get("parameters") or {}
         if not isinstance(values, dict):
