@@ -808,3 +808,58 @@ def test_timeout_kills_the_whole_process_group(tmp_path):
 def test_undecodable_subprocess_output_is_replaced():
     done = process.run([sys.executable, "-c", "import sys; sys.stdout.buffer.write(b'ok \\xff\\n')"])
     assert done.stdout == "ok \ufffd\n"
+
+
+@pytest.mark.terraform
+def test_what_only_terraform_rejects_is_a_finding_and_keeps_the_other_results(tmp_path, monkeypatch, capsys):
+    """python-hcl2 reads a lone CR as a line end, terraform does not: a CB001 at file:line, not exit 2."""
+    monkeypatch.setenv("CODERBUNDLE_TERRAFORM_VALIDATE", "never")
+    root = make_bundle(tmp_path / "bundle", "good")
+    shutil.copytree(root / "templates" / "good", root / "templates" / "odd")
+    (root / "templates" / "odd" / "extra.tf").write_bytes(b'locals {\n  a = "x"\r  b = "y"\n}\n')
+    code = main(["--root", str(root), "validate", "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    report = json.loads(out)
+    by_name = {t["name"]: t for t in report["templates"]}
+    problems = by_name["odd"]["problems"]
+    assert problems
+    for problem in problems:
+        assert problem["rule"] == "CB001"
+        assert problem["file"].endswith("odd/extra.tf")
+        assert problem["line"] == 2
+        assert "terraform rejects this" in problem["message"]
+    assert by_name["good"]["problems"] == []
+
+
+@pytest.mark.usefixtures("quiet_env")
+def test_interrupt_exits_130_and_leaves_nothing_half_written(bundle):
+    root = bundle("good")
+    (root / "templates" / "good" / "slow.tf.j2").write_text(
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(TOOLS)}
+    argv = [sys.executable, "-m", "coderbundle", "--root", str(root), "render"]
+    proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert "Traceback" not in err
+    assert leftovers(root) == []
+    assert not (root / "build" / "templates" / "good").exists()
+
+
+def test_a_runaway_loop_in_a_template_is_stopped(bundle, quiet_env, capsys):
+    quiet_env.setattr("coderbundle.render.RENDER_SECONDS", 1.0)
+    root = bundle("good")
+    (root / "templates" / "good" / "slow.tf.j2").write_text(
+        "# a\n{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}\n"
+    )
+    start = time.monotonic()
+    assert main(["--root", str(root), "render"]) == 1
+    assert time.monotonic() - start < 10
+    err = capsys.readouterr().err
+    assert "slow.tf.j2:2" in err
+    assert "runaway loop" in err
