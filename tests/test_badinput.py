@@ -500,6 +500,35 @@ CASES = [
         2,
         ("values.yaml", "home_disk_size", "must be a string"),
     ),
+    # --- chart values for deploy (-f) ----------------------------------------------------------
+    Case(
+        "deploy-values-invalid-utf8",
+        write("v.yaml", b"coder:\n  image: \"\xff\"\n"),
+        ("deploy", "--dry-run", "-f", "v.yaml"),
+        1,
+        ("v.yaml:2", "UTF-8"),
+    ),
+    Case(
+        "deploy-values-missing",
+        nothing,
+        ("deploy", "--dry-run", "-f", "nope.yaml"),
+        1,
+        ("nope.yaml", "file not found", "check the -f path"),
+    ),
+    Case(
+        "deploy-values-not-a-mapping",
+        write("v.yaml", "- 1\n"),
+        ("deploy", "--dry-run", "-f", "v.yaml"),
+        1,
+        ("v.yaml", "mapping"),
+    ),
+    Case(
+        "deploy-values-too-deep",
+        write("v.yaml", "a: " + "[" * 5000 + "]" * 5000 + "\n"),
+        ("deploy", "--dry-run", "-f", "v.yaml"),
+        1,
+        ("v.yaml", "invalid YAML"),
+    ),
     # --- environment -----------------------------------------------------------------------------
     Case(
         "coder-url-not-a-url", nothing, P, 2, ("CODER_URL", "no scheme"), {"CODER_URL": "not-a-url"}
@@ -641,6 +670,7 @@ def test_bad_input(case, tmp_path, quiet_env, capsys):
     case.setup(root)
     for key, value in case.env.items():
         quiet_env.setenv(key, value)
+    quiet_env.chdir(root)  # relative paths (-f values.yaml) are the user's, from the bundle root
     before = snapshot(root)
     start = time.monotonic()
     code = main(["--root", str(root), *case.argv])

@@ -22,6 +22,7 @@ import yaml
 
 from coderbundle import process
 from coderbundle.errors import DeployError
+from coderbundle.files import decode, why_unreadable
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -94,12 +95,17 @@ def load_values(files: Iterable[Path]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for path in files:
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = path.read_bytes()
         except OSError as exc:
-            msg = f"{path}: cannot read values file ({exc.strerror}); check the -f path"
+            msg = f"{path}: cannot read values file ({why_unreadable(path, exc)}); check the -f path"
             raise DeployError(msg) from None
+        try:
+            data = yaml.safe_load(decode(raw, path, error=DeployError)) or {}
         except yaml.YAMLError as exc:
             msg = f"{path}: invalid YAML ({exc}); fix the values file"
+            raise DeployError(msg) from None
+        except RecursionError:
+            msg = f"{path}: invalid YAML (nested too deeply); fix the values file"
             raise DeployError(msg) from None
         if not isinstance(data, dict):
             msg = f"{path}: a values file must be a YAML mapping of chart keys"
