@@ -503,7 +503,7 @@ CASES = [
     # --- chart values for deploy (-f) ----------------------------------------------------------
     Case(
         "deploy-values-invalid-utf8",
-        write("v.yaml", b"coder:\n  image: \"\xff\"\n"),
+        write("v.yaml", b'coder:\n  image: "\xff"\n'),
         ("deploy", "--dry-run", "-f", "v.yaml"),
         1,
         ("v.yaml:2", "UTF-8"),
