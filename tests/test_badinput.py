@@ -204,6 +204,20 @@ CASES = [
         ("extra.tf", "Coder accepts at most", "make it smaller"),
     ),
     Case(
+        "rendered-tf-over-256kib",
+        j2("{% for i in range(5000) %}# {{ 'x' * 60 }}\n{% endfor %}"),
+        R,
+        1,
+        ("extra.tf", "at most 262144 bytes", "split it into several files"),
+    ),
+    Case(
+        "copied-tf-over-256kib",
+        write(f"{GOOD}/big.tf", "# " + "x" * 300_000 + "\n"),
+        R,
+        1,
+        ("big.tf", "split it into several files"),
+    ),
+    Case(
         "source-file-too-large", write(f"{GOOD}/big.bin", b"\0" * (2 << 20)), R, 1, ("big.bin", "larger than")
     ),
     Case(

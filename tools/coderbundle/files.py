@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_SOURCE_BYTES",
     "MAX_TF_BYTES",
+    "MAX_UPLOAD_BYTES",
     "decode_output",
     "ensure_dir",
     "locked",
@@ -38,8 +39,11 @@ __all__ = [
     "write_atomic",
 ]
 
-# Coder refuses template archives over 1 MiB, so no single .tf file can be larger.
-MAX_TF_BYTES = 1 << 20
+# Coder refuses template archives over 1 MiB, so no single file of a template can be larger.
+MAX_UPLOAD_BYTES = 1 << 20
+# A .tf file over 256 KiB is refused before parsing: terraform fmt's time grows with the
+# square of a block's size (a 1 MB block took minutes), so this keeps validation bounded.
+MAX_TF_BYTES = 256 << 10
 # Template sources and settings files: generous, but bounded before any parsing.
 MAX_SOURCE_BYTES = 4 << 20
 LOCK_NAME = ".coderbundle.lock"

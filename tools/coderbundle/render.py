@@ -42,8 +42,9 @@ __all__ = ["SHARED_DIR", "RenderedTemplate", "digest_tree", "load_versions", "re
 
 SHARED_DIR = "_shared"
 VERSIONS_FILE = "versions.toml"
-# Coder accepts template archives up to 1 MiB, so no rendered file may be larger.
-MAX_RENDERED_FILE = files.MAX_TF_BYTES
+# Coder accepts template archives up to 1 MiB, so no rendered file may be larger;
+# a .tf file has a lower bound (files.MAX_TF_BYTES) so terraform fmt stays fast.
+MAX_RENDERED_FILE = files.MAX_UPLOAD_BYTES
 RENDER_SECONDS = 30.0  # per .j2 file; a runaway loop becomes a RenderError
 _MAX_RENDERED = 1 << 20  # items a `*` may produce
 _MAX_EXPONENT = 1000
@@ -324,6 +325,12 @@ def _render_outputs(template: Template, settings: Settings) -> dict[str, bytes]:
             msg = (
                 f"{template.source / rel}: renders to {len(data)} bytes; Coder accepts at most "
                 f"{MAX_RENDERED_FILE} bytes per template, so make it smaller"
+            )
+            raise RenderError(msg)
+        if rel.endswith(".tf") and len(data) > files.MAX_TF_BYTES:
+            msg = (
+                f"{template.source / rel}: renders to {len(data)} bytes; coderbundle checks .tf files "
+                f"of at most {files.MAX_TF_BYTES} bytes, so split it into several files"
             )
             raise RenderError(msg)
     if "README.md" not in outputs:
