@@ -255,7 +255,7 @@ def parse_file(path: Path) -> Block:
         size = path.stat().st_size
         if size > files.MAX_TF_BYTES:
             limit = files.MAX_TF_BYTES
-            msg = f"file is {size} bytes, over the {limit} bytes coderbundle checks; split it into several files"
+            msg = f"file is {size} bytes, over the {limit} bytes coderbundle checks; split it into files"
             raise HclSyntaxError(msg, 0)
         data = path.read_bytes()
     except OSError as exc:
