@@ -605,6 +605,23 @@ CASES = [
         {"CODER_URL": "http://127.0.0.1:9", "CODER_SESSION_TOKEN": ""},
     ),
     Case(
+        "token-with-newline",
+        nothing,
+        ("publish", "--dry-run", "--no-images"),
+        2,
+        ("CODER_SESSION_TOKEN", "line breaks"),
+        {"CODER_URL": "http://127.0.0.1:9", "CODER_SESSION_TOKEN": "sekr3t-part\nsecond-part"},
+        absent=("sekr3t-part",),
+    ),
+    Case(
+        "docker-host-malformed",
+        images("base"),
+        ("images", "build", "base"),
+        2,
+        ("DOCKER_HOST",),
+        {"DOCKER_HOST": "tcp://[::1"},
+    ),
+    Case(
         "ca-file-missing",
         images("base"),
         ("images", "build", "base"),

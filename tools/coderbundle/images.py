@@ -187,6 +187,9 @@ def build_images(  # noqa: PLR0913 - keyword-only knobs of one step
         client = ds.connect(env)
     except ImageBuildError as exc:  # no daemon: the environment, not an image, is wrong
         raise EnvError(str(exc)) from None
+    except ValueError as exc:  # docker-py refuses a malformed DOCKER_HOST with a bare ValueError
+        where = env.get("DOCKER_HOST", "")
+        raise EnvError(f"DOCKER_HOST={where!r} is not a Docker address ({exc}); fix DOCKER_HOST") from None
     with closing(client):
         shaping["TARGETARCH"] = ds.daemon_arch(client)
         extra = {**_provenance(settings), **{k: env[k] for k in PROXY_VARS if env.get(k)}}

@@ -309,7 +309,15 @@ def _render_outputs(template: Template, settings: Settings) -> dict[str, bytes]:
     env = _environment(settings.templates_dir, settings.build_dir / ".cache" / "jinja")
     context = _context(template, settings, load_versions(settings.templates_dir))
     outputs: dict[str, bytes] = {}
-    for rel, src in _sources(template):
+    sources = _sources(template)
+    seen: dict[str, str] = {}
+    for rel, _ in sources:
+        out = rel.removesuffix(".j2")
+        if out in seen:
+            msg = f"{template.source / rel}: {seen[out]} and {rel} both become {out}; keep one"
+            raise RenderError(msg)
+        seen[out] = rel
+    for rel, src in sources:
         if rel.endswith(".j2"):
             text = _render_one(env, f"{template.name}/{rel}", context, template.source.parent)
             try:

@@ -220,6 +220,18 @@ def _coder_url(env: Mapping[str, str]) -> str:
     return raw.rstrip("/")
 
 
+def _token(env: Mapping[str, str]) -> str:
+    """``CODER_SESSION_TOKEN``: printable ASCII without spaces (it goes into an HTTP header); never shown."""
+    token = env.get("CODER_SESSION_TOKEN", "")
+    if token and not (token.isascii() and token.isprintable() and not any(c.isspace() for c in token)):
+        msg = (
+            "CODER_SESSION_TOKEN contains spaces, line breaks or non-ASCII characters; "
+            "set it to the token `coder tokens create` prints, nothing else"
+        )
+        raise EnvError(msg)
+    return token
+
+
 def _registry(value: str, where: str) -> str:
     """A registry ``host[:port]`` (optionally with a path), as Docker image references accept it."""
     if value and not _REGISTRY.fullmatch(value):
@@ -269,7 +281,7 @@ def load_settings(root: Path, env: Mapping[str, str]) -> Settings:
         registry=_registry(host, _where(env, "CODERBUNDLE_REGISTRY", "registry.host")),
         repository_prefix=_prefix(prefix, _where(env, "CODERBUNDLE_REPOSITORY_PREFIX", "registry.prefix")),
         coder_url=_coder_url(env),
-        coder_session_token=env.get("CODER_SESSION_TOKEN", ""),
+        coder_session_token=_token(env),
         coder_organization=env.get("CODER_ORGANIZATION", coder.get("organization", "")),
         coder_executable=env.get("CODERBUNDLE_CODER", coder.get("executable", "coder")),
         publish_concurrency=concurrency,
