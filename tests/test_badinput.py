@@ -622,6 +622,14 @@ CASES = [
         {"DOCKER_HOST": "tcp://[::1"},
     ),
     Case(
+        "vault-token-missing",
+        write("v.yaml", "coder: {}\n"),
+        ("vault-setup", "-f", "v.yaml", "--vault-addr", "http://127.0.0.1:9"),
+        2,
+        ("VAULT_TOKEN",),
+        {"VAULT_TOKEN": ""},
+    ),
+    Case(
         "ca-file-missing",
         images("base"),
         ("images", "build", "base"),

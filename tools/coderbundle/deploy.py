@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from coderbundle import process
-from coderbundle.errors import DeployError
+from coderbundle.errors import DeployEnvironmentError, DeployError
 from coderbundle.files import decode, why_unreadable
 
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def _engine() -> Any:
         import helm_python  # noqa: PLC0415 - optional and heavy: only for rendering
     except ImportError:
         msg = f"the embedded Helm engine is not installed; {_INSTALL_HINT}"
-        raise DeployError(msg) from None
+        raise DeployEnvironmentError(msg) from None
     helm_python.disable_logging()
     return helm_python
 
@@ -191,7 +191,7 @@ def validate_manifests(
         import kubernetes_validate  # noqa: PLC0415 - optional: only for --dry-run
     except ImportError:
         msg = f"kubernetes-validate is not installed; {_INSTALL_HINT}"
-        raise DeployError(msg) from None
+        raise DeployEnvironmentError(msg) from None
     problems: list[str] = []
     crds: list[str] = []
     for manifest in manifests:
@@ -230,7 +230,7 @@ def find_kubeconfig(env: Mapping[str, str], home: Path) -> Path | None:
     if env.get("KUBERNETES_SERVICE_HOST"):
         return None
     msg = "no kubeconfig: set KUBECONFIG or create ~/.kube/config (or use --dry-run)"
-    raise DeployError(msg)
+    raise DeployEnvironmentError(msg)
 
 
 def rollback_flag(helm_version: str) -> str:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CommandFailed",
     "CommandNotFound",
+    "DeployEnvironmentError",
     "DeployError",
     "EnvError",
     "ImageBuildError",
@@ -76,6 +77,12 @@ class PublishError(ToolError):
 
 class DeployError(ToolError):
     """The server chart could not be rendered or deployed."""
+
+
+class DeployEnvironmentError(DeployError):
+    """What deploy or vault-setup needs is missing: a kubeconfig, Vault's address or token, the Helm engine."""
+
+    exit_code = EXIT_USAGE
 
 
 class CommandNotFound(ToolError):
