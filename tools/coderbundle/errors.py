@@ -80,7 +80,7 @@ class DeployError(ToolError):
 
 
 class DeployEnvironmentError(DeployError):
-    """What deploy or vault-setup needs is missing: a kubeconfig, Vault's address or token, the Helm engine."""
+    """What deploy or vault-setup needs is missing: a kubeconfig, Vault address or token, Helm."""
 
     exit_code = EXIT_USAGE
 
