@@ -932,3 +932,13 @@ def test_a_runaway_loop_in_a_template_is_stopped(bundle, quiet_env, capsys):
     err = capsys.readouterr().err
     assert "slow.tf.j2:2" in err
     assert "runaway loop" in err
+
+
+def test_a_dangling_symlink_in_an_image_folder_is_reported(tmp_path):
+    from coderbundle import images  # noqa: PLC0415
+    from coderbundle.errors import ImageBuildError  # noqa: PLC0415
+
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "gone.sh").symlink_to(tmp_path / "nowhere.sh")
+    with pytest.raises(ImageBuildError, match=r"gone\.sh: dangling symlink"):
+        images.build_context(tmp_path)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
+    "MAX_CONTEXT_BYTES",
     "MAX_SOURCE_BYTES",
     "MAX_TF_BYTES",
     "MAX_UPLOAD_BYTES",
@@ -46,6 +47,8 @@ MAX_UPLOAD_BYTES = 1 << 20
 MAX_TF_BYTES = 256 << 10
 # Template sources and settings files: generous, but bounded before any parsing.
 MAX_SOURCE_BYTES = 4 << 20
+# A file in an image build context (images/<name>/): the contexts are small by design.
+MAX_CONTEXT_BYTES = 64 << 20
 LOCK_NAME = ".coderbundle.lock"
 _HELD: set[Path] = set()  # locks this process holds (flock is per open file, so re-entry must not wait)
 

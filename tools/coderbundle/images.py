@@ -130,12 +130,16 @@ def build_context(path: Path) -> bytes:
     """A deterministic tar of ``path`` (sorted, mtime 0, root-owned): same files, same bytes."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        for file in sorted(path.rglob("*")):
+            if file.is_symlink() and not file.exists():  # dangling or a loop: say so, do not skip
+                data = files.read_bytes(file, error=ImageBuildError)
+            if not file.is_file():
+                continue
             rel = file.relative_to(path).as_posix()
             if rel in CONTEXT_EXCLUDES:
                 continue
             info = tarfile.TarInfo(rel)
-            data = file.read_bytes()
+            data = files.read_bytes(file, error=ImageBuildError, limit=files.MAX_CONTEXT_BYTES)
             info.size, info.mtime = len(data), 0
             info.mode = 0o755 if os.access(file, os.X_OK) else 0o644
             tar.addfile(info, io.BytesIO(data))
