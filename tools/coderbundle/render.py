@@ -306,7 +306,8 @@ def _walk_error(exc: OSError) -> None:
 
 
 def _render_outputs(template: Template, settings: Settings) -> dict[str, bytes]:
-    env = _environment(settings.templates_dir, settings.build_dir / ".cache" / "jinja")
+    # Not .cache/jinja: bytecode compiled without the sandbox must never be loaded.
+    env = _environment(settings.templates_dir, settings.build_dir / ".cache" / "jinja-sandboxed")
     context = _context(template, settings, load_versions(settings.templates_dir))
     outputs: dict[str, bytes] = {}
     sources = _sources(template)
