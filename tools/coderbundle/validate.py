@@ -231,6 +231,9 @@ def _run_terraform(
             if path.is_relative_to(r.path):
                 result.problems.append(Problem(str(path), line, "CB002", message))
     for r, result in batch:
+        if any(p.rule == "CB001" for p in result.problems):  # terraform fmt found it does not parse
+            result.terraform_validate = "skipped: the template does not parse (see CB001)"
+            continue
         try:
             outcome = terraform.validate_dir(r.path, settings.build_dir / ".cache" / "terraform")
         except (CommandFailed, ValueError, OSError) as exc:
