@@ -14,7 +14,7 @@ import pytest
 from coderbundle import docker_stream as ds
 from coderbundle import images
 from coderbundle.__main__ import main
-from coderbundle.errors import ImageBuildError, UsageError
+from coderbundle.errors import EnvError, ImageBuildError, UsageError
 
 pytest_plugins = ("docker_fixtures",)
 
@@ -98,14 +98,14 @@ def test_a_bad_extra_ca_file_is_named(settings_for, image_root, tmp_path):
     root = image_root(real=("base",))
     bad = tmp_path / "not-a-cert.pem"
     bad.write_text("hello\n")
-    with pytest.raises(ImageBuildError, match="not a PEM certificate"):
+    with pytest.raises(EnvError, match="not a PEM certificate"):
         images.build_images(settings_for(root, extra_ca_cert=str(bad)), environ={})
 
 
 def test_unreachable_daemon_fails_cleanly(settings_for, image_root):
     root = image_root(real=("base",))
     env = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
-    with pytest.raises(ImageBuildError, match="cannot reach the Docker daemon at unix:///nonexistent"):
+    with pytest.raises(EnvError, match="cannot reach the Docker daemon at unix:///nonexistent"):
         images.build_images(settings_for(root, extra_ca_cert=""), environ=env)
     assert not (root / "build" / "images.json").exists()
 
@@ -114,7 +114,7 @@ def test_unreachable_daemon_exit_code(image_root, capsys, monkeypatch):
     root = image_root(real=("base",))
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     monkeypatch.delenv("CODERBUNDLE_EXTRA_CA_CERT", raising=False)
-    assert main(["--root", str(root), "images", "build"]) == 1
+    assert main(["--root", str(root), "images", "build"]) == 2  # environment error
     assert "cannot reach the Docker daemon" in capsys.readouterr().err
 
 

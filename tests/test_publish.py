@@ -299,7 +299,7 @@ def test_uploaded_archive_matches_the_dist_tar(root, coder):
 
 def test_missing_token_and_missing_cli_are_clear(root, coder, monkeypatch, capsys):
     monkeypatch.delenv("CODER_SESSION_TOKEN")
-    assert publish(root) == 1
+    assert publish(root) == 2  # an environment error, as --help promises
     assert "CODER_SESSION_TOKEN is not set" in capsys.readouterr().err
     monkeypatch.setenv("CODER_SESSION_TOKEN", coder.state.token)
     monkeypatch.setenv("CODERBUNDLE_CODER", "coder-not-installed")
@@ -351,11 +351,11 @@ def test_archive_over_coders_limit_stops_before_any_push(root, coder, capsys):
 
 def test_unknown_organization_and_wrong_url_are_clear(root, coder, monkeypatch, capsys):
     monkeypatch.setenv("CODER_ORGANIZATION", "nope")
-    assert publish(root) == 1
+    assert publish(root) == 2  # environment errors exit 2
     assert "no organization 'nope'; known: coder, platform" in capsys.readouterr().err
     monkeypatch.delenv("CODER_ORGANIZATION")
     monkeypatch.setenv("CODER_URL", coder.url + "/not-coder")
-    assert publish(root) == 1
+    assert publish(root) == 2
     assert "CODER_ORGANIZATION" in capsys.readouterr().err
     assert pushes(coder) == []
 

@@ -47,9 +47,11 @@ def write_template(root: Path, name: str, *, marker: str = "", secret: bool = Fa
     folder = root / "templates" / name
     folder.mkdir(parents=True, exist_ok=True)
     main_tf = (GOOD / "main.tf").read_text()
-    main_tf = main_tf.replace('"codercom/example-base:ubuntu"', "var.image")
+    has_image = 'variable "image"' in main_tf  # the good fixture declares it already: once only
+    if not has_image:
+        main_tf = main_tf.replace('"codercom/example-base:ubuntu"', "var.image")
     main_tf = main_tf.replace('echo "$${HOME}"', f'echo "$${{HOME}}{marker}"')
-    extra = IMAGE_TF + (API_KEY_TF if secret else "")
+    extra = ("" if has_image else IMAGE_TF) + (API_KEY_TF if secret else "")
     main_tf = main_tf.replace('\ndata "coder_parameter" "cpu"', f'{extra}\ndata "coder_parameter" "cpu"', 1)
     (folder / "main.tf").write_text(main_tf)
     variables = API_KEY_TOML if secret else ""

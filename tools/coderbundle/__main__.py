@@ -2,7 +2,7 @@
 
 Steps never see argparse; they receive keyword arguments and ``Settings``.
 Exit codes: 0 success, 1 findings or a failed step, 2 usage or environment
-errors, 3 an unexpected bug (with traceback), 130 interrupted.
+errors, 3 an unexpected bug (a short line; the traceback with -v), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -13,11 +13,14 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
 
 from coderbundle import __version__
 from coderbundle.console import err_console
-from coderbundle.errors import EXIT_USAGE, CommandFailed, ToolError
+from coderbundle.errors import EXIT_USAGE, CommandFailed, ToolError, ValidationFailed
+from coderbundle.files import locked
 from coderbundle.settings import find_root, load_settings
 
 if TYPE_CHECKING:
@@ -30,12 +33,22 @@ __all__ = ["main"]
 EXIT_BUG = 3
 EXIT_INTERRUPTED = 130
 
+DESCRIPTION = "Render, validate, build and publish the bundle's Coder workspace templates."
+EXIT_CODES = """exit codes:
+  0    success: nothing wrong was found
+  1    findings: a template has problems, or a step (build, push) failed; see the messages
+  2    usage or environment: a bad option, a wrong setting in bundle.toml or template.toml,
+       a bad CODER_URL, a missing token, Docker daemon or file; fix it and run again
+  3    a bug in coderbundle; please report it (run again with -v for the details)
+  130  interrupted (Ctrl-C)"""
+
 
 def _cmd_render(args: argparse.Namespace, settings: Settings) -> int:
     from coderbundle.pipeline import render_all  # noqa: PLC0415 - keep start-up fast
 
     for rendered in render_all(settings, args.names):
-        err_console.print(f"rendered {rendered.name} -> {rendered.path.relative_to(settings.root)}")
+        where = rendered.path.relative_to(settings.root)
+        err_console.print(f"rendered {rendered.name} -> {where}", markup=False)
     return 0
 
 
@@ -61,14 +74,24 @@ def _cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     from coderbundle.pipeline import publish_all  # noqa: PLC0415
     from coderbundle.publish import print_result  # noqa: PLC0415
 
-    result = publish_all(
-        settings,
-        args.names,
-        env=os.environ,
-        dry_run=args.dry_run,
-        fmt=args.format,
-        build_images=args.images,
-    )
+    try:
+        result = publish_all(
+            settings,
+            args.names,
+            env=os.environ,
+            dry_run=args.dry_run,
+            fmt=args.format,
+            build_images=args.images,
+        )
+    except ValidationFailed as exc:
+        if args.format != "json" or exc.report is None:
+            raise
+        from coderbundle.publish import validation_failed_result  # noqa: PLC0415
+
+        mode = "dry-run" if args.dry_run else "publish"
+        mode = mode if settings.coder_url else "embedded"
+        print_result(validation_failed_result(exc.report, mode=mode), fmt="json")
+        return exc.exit_code
     print_result(result, fmt=args.format)
     return 0 if result.ok else 1
 
@@ -90,11 +113,14 @@ def _cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
         err_console.print(f"rendered manifests written to {args.output_dir}", highlight=False)
     if result.manifests:
         versions = " and ".join(result.validated_for)
-        err_console.print(f"rendered {len(result.manifests)} manifests; valid for Kubernetes {versions}")
+        count = len(result.manifests)
+        err_console.print(f"rendered {count} manifests; valid for Kubernetes {versions}", markup=False)
         for ref in result.crd_checked:
-            err_console.print(f"  {ref}: custom resource, checked against chart/ci/crd-schemas.json")
+            err_console.print(
+                f"  {ref}: custom resource, checked against chart/ci/crd-schemas.json", markup=False
+            )
     if result.applied:
-        err_console.print(f"release {args.release} deployed to namespace {args.namespace}")
+        err_console.print(f"release {args.release} deployed to namespace {args.namespace}", markup=False)
     return 0
 
 
@@ -112,11 +138,13 @@ def _cmd_vault_setup(args: argparse.Namespace, settings: Settings) -> int:
     )
     verb = "would change" if args.dry_run else "changed"
     for action in plan.actions:
-        err_console.print(f"{verb}: {action.kind} {action.path}", highlight=False)
+        err_console.print(f"{verb}: {action.kind} {action.path}", highlight=False, markup=False)
     for path in plan.unchanged:
-        err_console.print(f"unchanged: {path}", highlight=False)
+        err_console.print(f"unchanged: {path}", highlight=False, markup=False)
     for name in plan.missing:
-        err_console.print(f"[yellow]not in the values files:[/] {name} (write it to Vault yourself)")
+        err_console.print(
+            Text.assemble(("not in the values files:", "yellow"), f" {name} (write it to Vault yourself)")
+        )
     return 0
 
 
@@ -131,15 +159,36 @@ def _cmd_images(args: argparse.Namespace, settings: Settings) -> int:
         environ=os.environ,
     )
     pushed = sum(1 for r in results if r.pushed)
-    err_console.print(f"{len(results)} image(s) ready, {pushed} in the registry; see build/images.json")
+    line = f"{len(results)} image(s) ready, {pushed} in the registry; see build/images.json"
+    err_console.print(line, markup=False)
     return 0
 
 
+class _SubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]  # noqa: SLF001
+    """Every command's help ends with the exit codes, as the top-level help does."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs.setdefault("epilog", EXIT_CODES)
+        kwargs.setdefault("description", kwargs.get("help"))
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        parser: argparse.ArgumentParser = super().add_parser(name, **kwargs)
+        parser.register("action", "parsers", _SubParsers)  # nested commands (images build) too
+        return parser
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="coderbundle", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="coderbundle",
+        description=DESCRIPTION,
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.register("action", "parsers", _SubParsers)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("--root", type=Path, help="bundle root (default: found from the cwd)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every command run")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log every command run; show tracebacks of bugs"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("render", help="render templates into build/templates/")
@@ -206,6 +255,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
+    _VERBOSE[0] = args.verbose
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(message)s",
@@ -214,29 +264,51 @@ def _run(argv: Sequence[str] | None) -> int:
     root = args.root.resolve() if args.root else find_root(Path.cwd())
     settings = load_settings(root, os.environ)
     func: Callable[[argparse.Namespace, Settings], int] = args.func
+    if args.command in _WRITES_BUILD:  # runs in one checkout take turns with build/ and dist/
+        with locked(settings.build_dir):
+            return func(args, settings)
     return func(args, settings)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+_WRITES_BUILD = frozenset({"render", "validate", "publish", "images"})
+
+
+_VERBOSE = [False]
+
+
+def print_error(message: str) -> None:
+    """``error: <message>`` on stderr: the message as plain text (brackets survive, no markup)."""
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit per kind of outcome
     """Run the CLI and return its exit code; every ToolError is printed once here."""
     try:
         return _run(argv)
     except CommandFailed as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        print_error(str(exc))
         if details := exc.details():
             err_console.print(details, markup=False, highlight=False)
         return exc.exit_code
     except ToolError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+        print_error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        err_console.print("interrupted", markup=False)
         return EXIT_INTERRUPTED
     except SystemExit as exc:  # argparse: usage errors are 2 already
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
-    except Exception:  # noqa: BLE001 - the last line of defence prints the bug
-        err_console.print("unexpected error (a bug in coderbundle); please report it:")
-        traceback.print_exc()
+    except OSError as exc:  # the disk or the system refused: an environment error, not a bug
+        where = f"{exc.filename}: " if exc.filename else ""
+        print_error(f"{where}{exc.strerror or exc}; check the path, its permissions and the free space")
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - the last line of defence reports the bug
+        print_error(
+            f"unexpected {type(exc).__name__} (a bug in coderbundle); please report it "
+            "with the command you ran (run again with -v to see the details)"
+        )
+        if _VERBOSE[0]:
+            traceback.print_exc()
         return EXIT_BUG
 
 

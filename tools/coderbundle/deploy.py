@@ -29,7 +29,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from coderbundle import process
-from coderbundle.errors import DeployError
+from coderbundle.errors import DeployEnvironmentError, DeployError
+from coderbundle.files import decode, why_unreadable
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -105,12 +106,17 @@ def load_values(files: Iterable[Path]) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     for path in files:
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = path.read_bytes()
         except OSError as exc:
-            msg = f"{path}: cannot read values file ({exc.strerror}); check the -f path"
+            msg = f"{path}: cannot read values file ({why_unreadable(path, exc)}); check the -f path"
             raise DeployError(msg) from None
+        try:
+            data = yaml.safe_load(decode(raw, path, error=DeployError)) or {}
         except yaml.YAMLError as exc:
             msg = f"{path}: invalid YAML ({exc}); fix the values file"
+            raise DeployError(msg) from None
+        except RecursionError:
+            msg = f"{path}: invalid YAML (nested too deeply); fix the values file"
             raise DeployError(msg) from None
         if not isinstance(data, dict):
             msg = f"{path}: a values file must be a YAML mapping of chart keys"
@@ -144,7 +150,7 @@ def _engine() -> Any:
         import helm_python  # noqa: PLC0415 - optional and heavy: only for rendering
     except ImportError:
         msg = f"the embedded Helm engine is not installed; {_INSTALL_HINT}"
-        raise DeployError(msg) from None
+        raise DeployEnvironmentError(msg) from None
     helm_python.disable_logging()
     return helm_python
 
@@ -234,7 +240,7 @@ def validate_manifests(
         import kubernetes_validate  # noqa: PLC0415 - optional: only for --dry-run
     except ImportError:
         msg = f"kubernetes-validate is not installed; {_INSTALL_HINT}"
-        raise DeployError(msg) from None
+        raise DeployEnvironmentError(msg) from None
     problems: list[str] = []
     crds: list[str] = []
     for manifest in manifests:
@@ -273,7 +279,7 @@ def find_kubeconfig(env: Mapping[str, str], home: Path) -> Path | None:
     if env.get("KUBERNETES_SERVICE_HOST"):
         return None
     msg = "no kubeconfig: set KUBECONFIG or create ~/.kube/config (or use --dry-run)"
-    raise DeployError(msg)
+    raise DeployEnvironmentError(msg)
 
 
 # --- Rules the API server enforces beyond the OpenAPI schema ---------------------------------

@@ -7,11 +7,12 @@ several templates share; they are not templates.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from coderbundle import files
 from coderbundle.errors import SettingsError, UsageError
+from coderbundle.shape import TEMPLATE_SHAPE, check_shape, suggest
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -22,9 +23,6 @@ __all__ = ["SETTINGS_FILE", "Template", "TemplateSettings", "Tool", "find_templa
 SETTINGS_FILE = "template.toml"
 # codersdk/name.go: template names are short, alphanumeric with single hyphens.
 _NAME = re.compile(r"^[a-zA-Z0-9]+(?:-[a-zA-Z0-9]+)*$")
-_REQUIRED = ("display_name", "description", "icon", "tags", "image")
-_KNOWN = {*_REQUIRED, "agent_description", "offers", "tools", "variables"}
-_VARIABLE_KEYS = {"env", "description"}
 _TOOL_KEYS = {"name", "check"}
 
 
@@ -66,31 +64,22 @@ class Template:
 
 def _load_settings(folder: Path) -> TemplateSettings:
     path = folder / SETTINGS_FILE
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         msg = f"{path}: missing settings file; every template folder needs {SETTINGS_FILE}"
-        raise SettingsError(msg) from None
-    except tomllib.TOMLDecodeError as exc:
-        msg = f"{path}: invalid TOML: {exc}; fix the syntax"
-        raise SettingsError(msg) from None
-    missing = [k for k in _REQUIRED if k not in data]
-    if missing:
-        msg = f"{path}: missing key {missing[0]!r}; add it (keys: {', '.join(_REQUIRED)})"
         raise SettingsError(msg)
-    unknown = sorted(set(data) - _KNOWN)
-    if unknown:
-        msg = f"{path}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(_KNOWN))}"
-        raise SettingsError(msg)
-    if not isinstance(data["tags"], list) or not all(isinstance(t, str) for t in data["tags"]):
-        msg = f"{path}: 'tags' must be a list of strings"
-        raise SettingsError(msg)
-    for name, spec in data.get("variables", {}).items():
-        if not isinstance(spec, dict) or "env" not in spec or set(spec) - _VARIABLE_KEYS:
-            msg = f"{path}: variables.{name} needs exactly an 'env' key (and an optional 'description')"
+    data = files.read_toml(path)
+    check_shape(data, TEMPLATE_SHAPE, path)
+    images = folder.parent.parent / "images"
+    if images.is_dir():
+        available = sorted(p.name for p in images.iterdir() if p.is_dir())
+        if data["image"] not in available:
+            hint = suggest(data["image"], available) or f"; available: {', '.join(available) or 'none'}"
+            msg = f"{path}: image {data['image']!r} matches no folder in images/{hint}"
             raise SettingsError(msg)
+    known = TemplateSettings.__dataclass_fields__
+    values = {k: v for k, v in data.items() if k in known}
     tools = _load_tools(path, data.get("tools", []))
-    return TemplateSettings(**{**data, "tags": tuple(data["tags"]), "tools": tools})
+    return TemplateSettings(**{**values, "tags": tuple(data["tags"]), "tools": tools})
 
 
 def _load_tools(path: Path, entries: object) -> tuple[Tool, ...]:
@@ -116,12 +105,32 @@ def _load_tools(path: Path, entries: object) -> tuple[Tool, ...]:
     return tuple(tools)
 
 
+def _folders(templates_dir: Path) -> list[Path]:
+    """Template folders; a symlink that leads nowhere (dangling, or a loop) is an error, not skipped."""
+    found = []
+    try:
+        entries = sorted(templates_dir.iterdir())
+    except OSError as exc:
+        raise SettingsError(f"{templates_dir}: {files.why_unreadable(templates_dir, exc)}") from None
+    for p in entries:
+        if p.name[0] in "_.":
+            continue
+        if p.is_symlink() and not p.exists():
+            try:
+                p.stat()
+            except OSError as exc:
+                raise SettingsError(f"{p}: {files.why_unreadable(p, exc)}") from None
+        if p.is_dir():
+            found.append(p)
+    return found
+
+
 def find_templates(templates_dir: Path, names: Sequence[str] = ()) -> list[Template]:
     """Return the templates under ``templates_dir`` (all, or the ``names`` asked for)."""
     if not templates_dir.is_dir():
         msg = f"{templates_dir}: no templates directory; create templates/<name>/"
         raise SettingsError(msg)
-    folders = sorted(p for p in templates_dir.iterdir() if p.is_dir() and p.name[0] not in "_.")
+    folders = _folders(templates_dir)
     available = {p.name: p for p in folders}
     for name in names:
         if name not in available:
@@ -131,8 +140,8 @@ def find_templates(templates_dir: Path, names: Sequence[str] = ()) -> list[Templ
     chosen = [available[n] for n in dict.fromkeys(names)] if names else folders
     templates = []
     for folder in chosen:
-        if not _NAME.match(folder.name) or len(folder.name) >= 32:
-            msg = f"{folder}: template name must be < 32 chars of letters, digits, single hyphens"
+        if not _NAME.fullmatch(folder.name) or len(folder.name) >= 32:
+            msg = f"{folder}: template name must be < 32 chars of letters, digits, single hyphens; rename it"
             raise SettingsError(msg)
         templates.append(Template(folder.name, folder, _load_settings(folder)))
     return templates

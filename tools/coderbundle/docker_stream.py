@@ -174,7 +174,7 @@ def _built_id(client: docker.DockerClient, name: str, ref: str, state: _BuildLog
 
 
 def _fail_build(name: str, state: _BuildLog, reason: str) -> None:
-    err_console.print(f"images/{name}: failed at {_clip(state.step, 300)}", style="bold")
+    err_console.print(f"images/{name}: failed at {_clip(state.step, 300)}", style="bold", markup=False)
     for line in state.tail:
         err_console.print(f"    {line}", markup=False)
     reason = _COMMAND.sub("the command returned", reason)

@@ -7,7 +7,7 @@ line the CLI prints (``file:line: what is wrong; what to do``).  The CLI edge
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CommandFailed",
     "CommandNotFound",
+    "DeployEnvironmentError",
     "DeployError",
+    "EnvError",
     "ImageBuildError",
     "PublishError",
     "RenderError",
@@ -47,12 +49,22 @@ class SettingsError(ToolError):
     exit_code = EXIT_USAGE
 
 
+class EnvError(ToolError):
+    """The environment is wrong: a bad ``CODER_URL``, a missing token, daemon or CA file, a full disk."""
+
+    exit_code = EXIT_USAGE
+
+
 class RenderError(ToolError):
     """A template source could not be rendered (jinja2 syntax, undefined name)."""
 
 
 class ValidationFailed(ToolError):
-    """Validation found problems; the report has already been printed."""
+    """Validation found problems; the report has already been printed (unless ``--format json``)."""
+
+    def __init__(self, message: str, report: Any = None) -> None:
+        super().__init__(message)
+        self.report = report  # the validate.Report, for publish's JSON summary
 
 
 class ImageBuildError(ToolError):
@@ -65,6 +77,12 @@ class PublishError(ToolError):
 
 class DeployError(ToolError):
     """The server chart could not be rendered or deployed."""
+
+
+class DeployEnvironmentError(DeployError):
+    """What deploy or vault-setup needs is missing: a kubeconfig, Vault address or token, Helm."""
+
+    exit_code = EXIT_USAGE
 
 
 class CommandNotFound(ToolError):
@@ -82,12 +100,13 @@ class CommandFailed(ToolError):
         returncode: int,
         stdout: str,
         stderr: str,
+        message: str = "",
     ) -> None:
         self.argv = tuple(argv)
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
-        super().__init__(f"{argv[0]} exited with code {returncode}")
+        super().__init__(message or f"{argv[0]} exited with code {returncode}")
 
     def details(self) -> str:
         """The command's output, indented, for display under the one-line error."""

@@ -10,12 +10,15 @@ tuples are lists.  ``literal`` strips the quotes of a plain string.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import hcl2.parser
 from lark import Token, Tree
 from lark.exceptions import LarkError, UnexpectedInput
+
+from coderbundle import files
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -61,6 +64,8 @@ class Block:
     attributes: dict[str, Attribute] = field(default_factory=dict)
     blocks: list[Block] = field(default_factory=list)
     file: str = ""
+    # (line, message) of what Terraform would refuse to load: an attribute set twice in one body.
+    issues: list[tuple[int, str]] = field(default_factory=list)
 
     def children(self, block_type: str) -> list[Block]:
         """The nested blocks of one type, in file order."""
@@ -118,6 +123,8 @@ class _Converter:
     def source(self, node: _Node) -> str:
         """The node's source text, without the newlines and comments the grammar folds in."""
         if isinstance(node, Token):
+            if node.start_pos is not None and node.end_pos is not None:
+                return self.text[node.start_pos : node.end_pos]
             return str(node)
         tokens = [t for t in node.scan_values(lambda v: isinstance(v, Token)) if t.type != "NL_OR_COMMENT"]
         if not tokens:
@@ -129,6 +136,10 @@ class _Converter:
             if child.data == "attribute":
                 name = self.name(child.children[0])
                 value = self.value(child.children[-1])
+                if name in block.attributes:
+                    first = block.attributes[name].line
+                    msg = f"attribute {name!r} is set twice (first on line {first}); keep one"
+                    block.issues.append((child.meta.line, msg))
                 block.attributes[name] = Attribute(name, value, child.meta.line)
             elif child.data == "block":
                 block.blocks.append(self.block(child))
@@ -154,7 +165,7 @@ class _Converter:
     def value(self, node: _Node) -> Any:
         """A value in python-hcl2 8.x form; anything computed becomes ``"${source}"``."""
         if isinstance(node, Token):
-            return str(node)
+            return self.source(node)
         kind = node.data
         kids = _trees(node)
         if kind == "expr_term" and len(kids) == 1 and not isinstance(node.children[0], Token):
@@ -186,19 +197,45 @@ class _Converter:
         return str(key), self.value(value_node)
 
 
+def _for_parser(text: str) -> str:
+    """``text`` as python-hcl2's ASCII grammar can read it, same length so positions still match.
+
+    Terraform accepts Unicode letters in identifiers (``locals { café = 1 }``);
+    python-hcl2 does not.  Each non-ASCII letter, digit or mark becomes ``a``
+    for the parser only: names and values are sliced from the original text.
+    """
+    if text.isascii():
+        return text
+    return "".join(
+        "a" if not ch.isascii() and unicodedata.category(ch)[0] in "LNM" else ch for ch in text
+    )
+
+
 def parse_text(text: str, file: str = "") -> Block:
-    """Parse HCL text into a root ``Block``; raise ``HclSyntaxError`` with a line."""
+    """Parse HCL text into a root ``Block``; raise ``HclSyntaxError`` with a line.
+
+    A leading BOM is dropped and CRLF read as LF, as Terraform does; a lone CR
+    stays what it is (inside a comment it is just a character).
+    """
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n") + "\n"
     try:
-        tree = _parser().parse(text + "\n")
+        tree = _parser().parse(_for_parser(text))
     except UnexpectedInput as exc:
-        first = str(exc).strip().splitlines()[0]
+        first = (str(exc).strip().splitlines() or ["unexpected input"])[0]
         raise HclSyntaxError(first, int(getattr(exc, "line", 0) or 0)) from None
     except LarkError as exc:
-        raise HclSyntaxError(str(exc).strip().splitlines()[0], 0) from None
+        raise HclSyntaxError((str(exc).strip().splitlines() or ["cannot parse"])[0], 0) from None
+    except RecursionError:
+        msg = "nested too deeply for coderbundle's parser; flatten the expression or block"
+        raise HclSyntaxError(msg, 0) from None
     root = Block("", (), 1, file=file)
-    converter = _Converter(text + "\n", file)
-    for child in _trees(tree):
-        converter.body(child, root)
+    converter = _Converter(text, file)
+    try:
+        for child in _trees(tree):
+            converter.body(child, root)
+    except RecursionError:
+        msg = "nested too deeply for coderbundle's parser; flatten the expression or block"
+        raise HclSyntaxError(msg, 0) from None
     return root
 
 
@@ -213,8 +250,66 @@ def warm_up() -> None:
 
 
 def parse_file(path: Path) -> Block:
-    """Parse one ``.tf`` file."""
-    return parse_text(path.read_text(encoding="utf-8"), file=str(path))
+    """Parse one ``.tf`` file; unreadable, oversized or non-UTF-8 files are ``HclSyntaxError`` too."""
+    try:
+        size = path.stat().st_size
+        if size > files.MAX_TF_BYTES:
+            limit = files.MAX_TF_BYTES
+            msg = f"file is {size} bytes, over the {limit} bytes coderbundle checks; split it into files"
+            raise HclSyntaxError(msg, 0)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise HclSyntaxError(files.why_unreadable(path, exc), 0) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        msg = f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); save the file as UTF-8"
+        raise HclSyntaxError(msg, line) from None
+    return parse_text(text, file=str(path))
+
+
+# Top-level block types Terraform loads, with the number of labels each must have.
+_LABELS = {
+    "resource": 2, "data": 2, "variable": 1, "output": 1, "module": 1, "provider": 1,
+    "locals": 0, "terraform": 0, "check": 1, "moved": 0, "removed": 0, "import": 0,
+}
+
+
+_UNNAMED = frozenset({"locals", "terraform", "moved", "removed", "import"})
+
+
+def structure_problems(files: dict[str, Block]) -> list[tuple[str, int, str]]:
+    """What Terraform refuses to load although it parses: wrong label counts, names declared twice.
+
+    Returns ``(file, line, message)``; rules never see such a tree.
+    """
+    found: list[tuple[str, int, str]] = []
+    seen: dict[str, tuple[str, int]] = {}
+    for file, root in files.items():
+        for block in root.walk():
+            found += [(file, line, msg) for line, msg in block.issues]
+        for block in root.blocks:
+            wanted = _LABELS.get(block.type)
+            if wanted is not None and len(block.labels) != wanted:
+                what = f"{wanted} label{'s' if wanted != 1 else ''}" if wanted else "no labels"
+                msg = f"a {block.type} block needs {what}, found {len(block.labels)}; fix the block header"
+                found.append((file, block.line, msg))
+                continue
+            names = [f"local.{k}" for k in block.attributes] if block.type == "locals" else []
+            if block.type in _LABELS and block.type not in _UNNAMED:
+                names = [block.address]
+            if block.type == "provider":
+                alias = block.get("alias")
+                names = [f"provider.{block.labels[0]}" + (f".{alias}" if alias is not None else "")]
+            for name in names:
+                if name in seen:
+                    first_file, first_line = seen[name]
+                    msg = f"{name} is declared twice (first in {first_file}:{first_line}); keep one"
+                    found.append((file, block.line, msg))
+                else:
+                    seen[name] = (file, block.line)
+    return found
 
 
 def is_expression(value: Any) -> bool:

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from coderbundle import docker_stream as ds
+from coderbundle import files
 from coderbundle.console import err_console
-from coderbundle.errors import ImageBuildError, UsageError
+from coderbundle.errors import EnvError, ImageBuildError, UsageError
 from coderbundle.process import git
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ def _read_spec(path: Path) -> ImageSpec:
     if not dockerfile.is_file():
         msg = f"{dockerfile}: missing; add a Dockerfile or remove the directory {path.name}/"
         raise ImageBuildError(msg)
-    args = frozenset(_ARG.findall(dockerfile.read_text(encoding="utf-8")))
+    args = frozenset(_ARG.findall(files.read_text(dockerfile, error=ImageBuildError)))
     return ImageSpec(path.name, path, args)
 
 
@@ -129,12 +130,16 @@ def build_context(path: Path) -> bytes:
     """A deterministic tar of ``path`` (sorted, mtime 0, root-owned): same files, same bytes."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        for file in sorted(path.rglob("*")):
+            if file.is_symlink() and not file.exists():  # dangling or a loop: say so, do not skip
+                data = files.read_bytes(file, error=ImageBuildError)
+            if not file.is_file():
+                continue
             rel = file.relative_to(path).as_posix()
             if rel in CONTEXT_EXCLUDES:
                 continue
             info = tarfile.TarInfo(rel)
-            data = file.read_bytes()
+            data = files.read_bytes(file, error=ImageBuildError, limit=files.MAX_CONTEXT_BYTES)
             info.size, info.mtime = len(data), 0
             info.mode = 0o755 if os.access(file, os.X_OK) else 0o644
             tar.addfile(info, io.BytesIO(data))
@@ -182,7 +187,14 @@ def build_images(  # noqa: PLR0913 - keyword-only knobs of one step
         msg = "cannot push without a registry; set [registry] host in bundle.toml or CODERBUNDLE_REGISTRY"
         raise UsageError(msg)
     shaping = {"UPSTREAM_IMAGE": upstream_image, "EXTRA_CA_CERT_B64": _extra_ca(settings)}
-    with closing(ds.connect(env)) as client:
+    try:
+        client = ds.connect(env)
+    except ImageBuildError as exc:  # no daemon: the environment, not an image, is wrong
+        raise EnvError(str(exc)) from None
+    except ValueError as exc:  # docker-py refuses a malformed DOCKER_HOST with a bare ValueError
+        where = env.get("DOCKER_HOST", "")
+        raise EnvError(f"DOCKER_HOST={where!r} is not a Docker address ({exc}); fix DOCKER_HOST") from None
+    with closing(client):
         shaping["TARGETARCH"] = ds.daemon_arch(client)
         extra = {**_provenance(settings), **{k: env[k] for k in PROXY_VARS if env.get(k)}}
         return _build_in_order(_Run(settings, client, push, shaping, extra, nocache), specs)
@@ -230,7 +242,7 @@ def _ensure(ctx: _Run, spec: ImageSpec, parent: ImageResult | None, *, keep_loca
     with _display(spec.name) as progress:
         image_id, status, digest = _obtain(ctx, job, progress, keep_local=keep_local)
     seconds = time.monotonic() - start
-    err_console.print(f"{spec.name:<12} {status:<17} {job.ref}  ({seconds:.1f}s)")
+    err_console.print(f"{spec.name:<12} {status:<17} {job.ref}  ({seconds:.1f}s)", markup=False)
     return ImageResult(spec.name, job.repository, tag, image_id, status, digest, seconds)
 
 
@@ -322,11 +334,12 @@ def _extra_ca(settings: Settings) -> str:
     try:
         pem = path.read_bytes()
     except OSError as exc:
-        msg = f"{path}: cannot read the extra CA certificate ({exc.strerror}); fix CODERBUNDLE_EXTRA_CA_CERT"
-        raise ImageBuildError(msg) from None
+        why = files.why_unreadable(path, exc)
+        msg = f"{path}: cannot read the extra CA certificate ({why}); fix CODERBUNDLE_EXTRA_CA_CERT"
+        raise EnvError(msg) from None
     if b"-----BEGIN CERTIFICATE-----" not in pem:
         msg = f"{path}: not a PEM certificate; point CODERBUNDLE_EXTRA_CA_CERT at a PEM file"
-        raise ImageBuildError(msg)
+        raise EnvError(msg)
     return base64.b64encode(pem).decode()
 
 
@@ -342,11 +355,11 @@ def _provenance(settings: Settings) -> dict[str, str]:
 def read_manifest(settings: Settings) -> dict[str, dict[str, Any]]:
     """The image entries of ``build/images.json`` ({} when there is none yet)."""
     path = settings.build_dir / MANIFEST_NAME
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         return {}
-    except (OSError, json.JSONDecodeError) as exc:
+    try:
+        data = json.loads(files.read_text(path, error=ImageBuildError))
+    except (json.JSONDecodeError, RecursionError) as exc:
         msg = f"{path}: unreadable image manifest ({exc}); delete it and build again"
         raise ImageBuildError(msg) from None
     images = data.get("images") if isinstance(data, dict) else None
@@ -355,9 +368,5 @@ def read_manifest(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def _write_manifest(settings: Settings, images: Mapping[str, dict[str, Any]]) -> None:
     """Replace ``build/images.json`` atomically (write a sibling, then rename)."""
-    path = settings.build_dir / MANIFEST_NAME
-    path.parent.mkdir(parents=True, exist_ok=True)
     body = {"version": MANIFEST_VERSION, "images": dict(sorted(images.items()))}
-    tmp = path.with_suffix(f".json.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    files.write_atomic(settings.build_dir / MANIFEST_NAME, (json.dumps(body, indent=2) + "\n").encode())

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from coderbundle.console import err_console
 from coderbundle.discover import find_templates
 from coderbundle.errors import ValidationFailed
+from coderbundle.files import ensure_dir
 from coderbundle.render import render_template
 from coderbundle.validate import print_report, validate_templates
 
@@ -22,8 +23,7 @@ __all__ = ["publish_all", "render_all"]
 
 def render_all(settings: Settings, names: Sequence[str] = ()) -> list[RenderedTemplate]:
     """Find the templates asked for and render each into ``build/templates/``."""
-    out = settings.build_dir / "templates"
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_dir(settings.build_dir / "templates")
     return [render_template(t, settings, out) for t in find_templates(settings.templates_dir, names)]
 
 
@@ -40,9 +40,10 @@ def publish_all(  # noqa: PLR0913 - keyword-only switches of the main job
     rendered = render_all(settings, names)
     report = validate_templates(rendered, settings, use_cache=True)
     if not report.ok:
-        print_report(report, fmt=fmt)
+        if fmt != "json":  # with --format json the publish summary carries the problems
+            print_report(report, fmt=fmt)
         msg = "validation failed; nothing was published (fix the problems above)"
-        raise ValidationFailed(msg)
+        raise ValidationFailed(msg, report)
     # Imported here: `render` and `validate` should not pay for requests and docker.
     from coderbundle.publish import progress_display, publish_templates  # noqa: PLC0415
     from coderbundle.publish_plan import read_image_manifest  # noqa: PLC0415

@@ -29,11 +29,12 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from coderbundle import process
 from coderbundle.coder_api import CoderAPI, CoderAuthError, Organization
 from coderbundle.console import err_console
-from coderbundle.errors import CommandFailed, PublishError
+from coderbundle.errors import CommandFailed, EnvError, PublishError
 from coderbundle.publish_plan import archive_directory, plan_templates, read_image_manifest, write_artifacts
 
 if TYPE_CHECKING:
@@ -74,13 +75,14 @@ class PublishResult:
 
     mode: str  # embedded | dry-run | publish
     outcomes: list[Outcome]
-    plan_file: Path
+    plan_file: Path | None  # None when validation failed and nothing was planned
     api_requests: int = 0
+    problems: list[dict[str, Any]] = field(default_factory=list)  # validation problems, if any
 
     @property
     def ok(self) -> bool:
         """True when no template failed."""
-        return all(o.status not in ("failed", "skipped") for o in self.outcomes)
+        return all(o.status not in ("failed", "skipped", "invalid") for o in self.outcomes)
 
 
 @dataclass
@@ -210,14 +212,23 @@ def _planned(plan: Plan) -> Outcome:
 
 
 def _connect(settings: Settings, sha: str, *, dry_run: bool) -> _Run:
+    """The API client and organization; what is missing or wrong in the environment exits 2."""
     if not settings.coder_session_token:
         msg = f"CODER_URL is {settings.coder_url} but CODER_SESSION_TOKEN is not set"
         msg += "; create a token with `coder tokens create`"
-        raise PublishError(msg)
+        raise EnvError(msg)
     if not dry_run:
         process.which(settings.coder_executable, hint="install the coder CLI or set CODERBUNDLE_CODER")
     api = CoderAPI(settings.coder_url, settings.coder_session_token)
-    return _Run(api, api.organization(settings.coder_organization), settings, sha, dry_run)
+    try:
+        org = api.organization(settings.coder_organization)
+    except CoderAuthError:
+        raise
+    except PublishError as exc:  # no such organization, Coder unreachable, not Coder at that URL
+        if ": HTTP " in str(exc):
+            raise  # the server failed (5xx): a failed step, not the environment
+        raise EnvError(str(exc)) from None
+    return _Run(api, org, settings, sha, dry_run)
 
 
 def _row_detail(o: Outcome, mode: str) -> str:
@@ -234,11 +245,12 @@ def result_json(result: PublishResult) -> dict[str, Any]:
     for o in result.outcomes:
         counts[o.status] = counts.get(o.status, 0) + 1
     return {
-        "ok": result.ok,
+        "ok": result.ok and not result.problems,
         "mode": result.mode,
-        "plan": str(result.plan_file),
+        "plan": str(result.plan_file) if result.plan_file else None,
         "api_requests": result.api_requests,
         "counts": counts,
+        "problems": result.problems,
         "templates": [
             {
                 "name": o.name,
@@ -250,6 +262,18 @@ def result_json(result: PublishResult) -> dict[str, Any]:
             for o in result.outcomes
         ],
     }
+
+
+def validation_failed_result(report: Any, *, mode: str) -> PublishResult:
+    """The publish summary when validation failed: same shape, every template ``invalid``."""
+    data = report.to_json()
+    outcomes = []
+    for entry in data["templates"]:
+        count = len(entry["problems"])
+        detail = f"{count} problem(s); nothing published" if count else "not published (another one failed)"
+        outcomes.append(Outcome(entry["name"], "invalid", "", detail))
+    problems = [p for entry in data["templates"] for p in entry["problems"]]
+    return PublishResult(mode, outcomes, None, 0, problems)
 
 
 @contextmanager
@@ -275,11 +299,12 @@ def print_result(result: PublishResult, *, fmt: str = "text") -> None:
         for column in ("template", "status", "version", "details"):
             table.add_column(column)
         for o in result.outcomes:
-            table.add_row(o.name, o.status, o.version, _row_detail(o, result.mode))
+            # Text cells: brackets in a name or an error detail are shown, not read as markup.
+            table.add_row(Text(o.name), Text(o.status), Text(o.version), Text(_row_detail(o, result.mode)))
         err_console.print(table)
         counts = result_json(result)["counts"]
         err_console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())), markup=False)
-    if result.mode == "embedded":
+    if result.mode == "embedded" and result.plan_file is not None:
         err_console.print(
             f"No CODER_URL set: wrote {result.plan_file} and dist/templates/*.tar, pushed nothing.\n"
             "To publish, set CODER_URL=https://<your coder> and CODER_SESSION_TOKEN=<token from "

@@ -14,16 +14,19 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
+import shutil
 import tarfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from coderbundle import __version__, process
-from coderbundle.errors import PublishError
+from coderbundle import __version__, files, process
+from coderbundle.errors import EnvError, PublishError
 from coderbundle.images import read_manifest
+from coderbundle.settings import redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -115,9 +118,12 @@ def _duration_ms(value: str) -> int:
 
 
 def _readme_meta(directory: Path) -> dict[str, Any]:
-    text = (directory / "README.md").read_text(encoding="utf-8")
+    text = files.read_text(directory / "README.md", error=PublishError)
     match = re.match(r"^---\n(.*?)\n---\n", text, re.DOTALL)
-    meta = yaml.safe_load(match.group(1)) if match else None
+    try:
+        meta = yaml.safe_load(match.group(1)) if match else None
+    except (yaml.YAMLError, RecursionError):
+        meta = None
     return meta if isinstance(meta, dict) else {}
 
 
@@ -196,26 +202,55 @@ def plan_templates(
 
 
 def write_artifacts(plans: Sequence[Plan], sha: str, settings: Settings) -> Path:
-    """Write ``dist/templates/<name>-<version>.tar`` and ``dist/publish-plan.json``."""
-    out = settings.dist_dir / "templates"
-    out.mkdir(parents=True, exist_ok=True)
+    """Write ``dist/templates/<name>-<version>.tar`` and ``dist/publish-plan.json``, all or nothing.
+
+    The new archives (and the kept archives of templates not in this run) and
+    the plan are written to a staging folder first; only when the set is
+    complete is it swapped in with renames.  On any failure (a full disk) the
+    old archives and plan stay as they were and the staging folder is removed.
+    """
+    dist = files.ensure_dir(settings.dist_dir)
+    out = dist / "templates"
+    if out.exists() and not out.is_dir():
+        msg = f"{out}: is a file where coderbundle needs a directory; move or remove it"
+        raise EnvError(msg)
+    staging = dist / f".staging-{os.getpid()}"
+    old = dist / f".old-{os.getpid()}"
+    names = {p.name for p in plans}
     entries = []
-    for plan in plans:
-        for stale in out.glob(f"{plan.name}-*.tar"):
-            stale.unlink()
-        tar = out / f"{plan.name}-{plan.version}.tar"
-        tar.write_bytes(plan.archive)
-        entries.append(_plan_entry(plan, sha, tar.relative_to(settings.root)))
-    doc = {
-        "generated_by": f"coderbundle {__version__}",
-        "git_sha": sha,
-        "coder_url": settings.coder_url or None,
-        "organization": settings.coder_organization or "(default)",
-        "templates": entries,
-    }
-    path = settings.dist_dir / PLAN_FILE
-    path.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    return path
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        (staging / "templates").mkdir(parents=True)
+        if out.is_dir():  # archives of templates this run does not publish stay
+            for kept in out.iterdir():
+                if kept.is_file() and kept.name.rsplit("-", 2)[0] not in names:
+                    shutil.copy2(kept, staging / "templates" / kept.name)
+        for plan in plans:
+            tar = out / f"{plan.name}-{plan.version}.tar"
+            (staging / "templates" / tar.name).write_bytes(plan.archive)
+            entries.append(_plan_entry(plan, sha, tar.relative_to(settings.root)))
+        doc = {
+            "generated_by": f"coderbundle {__version__}",
+            "git_sha": sha,
+            "coder_url": redact_url(settings.coder_url) or None,
+            "organization": settings.coder_organization or "(default)",
+            "templates": entries,
+        }
+        (staging / PLAN_FILE).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        if out.exists():
+            out.rename(old)
+        (staging / "templates").rename(out)
+        (staging / PLAN_FILE).replace(dist / PLAN_FILE)
+    except OSError as exc:
+        if old.exists() and not out.exists():
+            old.rename(out)
+        msg = f"{dist}: cannot write the archives and plan ({exc.strerror or exc}); free space or fix "
+        msg += "permissions, then run again (the previous dist/ is unchanged)"
+        raise EnvError(msg) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return dist / PLAN_FILE
 
 
 def _plan_entry(plan: Plan, sha: str, tar: Path) -> dict[str, Any]:

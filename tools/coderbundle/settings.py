@@ -8,14 +8,16 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import yaml
 
-from coderbundle.errors import SettingsError
+from coderbundle import files
+from coderbundle.errors import EnvError, SettingsError
+from coderbundle.shape import BUNDLE_SHAPE, check_shape
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -27,11 +29,22 @@ __all__ = [
     "WorkspaceDefaults",
     "find_root",
     "load_settings",
+    "redact_url",
 ]
 
 BUNDLE_FILE = "bundle.toml"
 _DURATION = re.compile(r"^(\d+h)?(\d+m)?(\d+s)?$")
 _QUANTITY = re.compile(r"^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti)?$")
+_WHOLE_GI = re.compile(r"^[1-9]\d{0,5}Gi$")
+_DNS_LABEL = re.compile(r"^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@]*@")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REGISTRY = re.compile(rf"^{_HOST}(?::\d{{1,5}})?(?:/{_PATH_PART})*$")
+_REPO_PATH = re.compile(rf"^{_PATH_PART}(?:/{_PATH_PART})*$")
+_PORT = re.compile(r":(\d+)$")
+_MAX_CONCURRENCY = 32
 
 
 @dataclass(frozen=True)
@@ -111,48 +124,56 @@ def find_root(start: Path) -> Path:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         msg = f"{path}: file not found; create it (see README.md)"
-        raise SettingsError(msg) from None
-    except tomllib.TOMLDecodeError as exc:
-        msg = f"{path}: invalid TOML: {exc}; fix the syntax"
-        raise SettingsError(msg) from None
+        raise SettingsError(msg)
+    return files.read_toml(path)
+
+
+def _mapping(value: Any, path: Path, key: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        msg = f"{path}: {key} must be a mapping, not {type(value).__name__}; fix the values file"
+        raise SettingsError(msg)
+    return value
 
 
 def _chart_workspace_values(path: Path) -> dict[str, str]:
-    """Read ``coder.workspaces.*`` from a chart values file (the seed's keys)."""
+    """Read ``coder.workspaces.*`` from a chart values file (the original chart README's keys)."""
+    text = files.read_text(path)
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        msg = f"{path}: cannot read chart values ({exc.strerror}); fix workspace.values_file"
-        raise SettingsError(msg) from None
+        values = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        msg = f"{path}: invalid YAML: {exc}; fix the values file"
+        first = str(exc).replace("\n", " ")
+        msg = f"{path}: invalid YAML: {first}; fix the values file"
         raise SettingsError(msg) from None
-    ws = (values.get("coder") or {}).get("workspaces") or {}
-    requests = (ws.get("defaultResources") or {}).get("requests") or {}
+    except RecursionError:
+        msg = f"{path}: invalid YAML: nested too deeply; fix the values file"
+        raise SettingsError(msg) from None
+    values = _mapping(values, path, "the document")
+    ws = _mapping(_mapping(values.get("coder"), path, "coder").get("workspaces"), path, "coder.workspaces")
+    resources = _mapping(ws.get("defaultResources"), path, "coder.workspaces.defaultResources")
+    requests = _mapping(resources.get("requests"), path, "coder.workspaces.defaultResources.requests")
     found = {
         "cpu_request": requests.get("cpu"),
         "memory_request": requests.get("memory"),
-        "home_disk_size": (ws.get("storage") or {}).get("size"),
+        "home_disk_size": _mapping(ws.get("storage"), path, "coder.workspaces.storage").get("size"),
         "inactivity_timeout": ws.get("inactivityTimeout"),
         "dormancy_deletion": ws.get("ttl"),
     }
+    for key, value in found.items():
+        if value is not None and not isinstance(value, str | int | float):
+            msg = f"{path}: the value for workspace.{key} must be a string, not {type(value).__name__}"
+            raise SettingsError(msg)
     return {k: str(v) for k, v in found.items() if v is not None}
 
 
 def _workspace_defaults(root: Path, table: Mapping[str, Any], source: Path) -> WorkspaceDefaults:
     table = dict(table)
     values_file = table.pop("values_file", "")
-    table.pop("subdomain_apps", None)  # a bool, not a string: see _subdomain_apps
-    unknown = set(table) - set(WorkspaceDefaults.__dataclass_fields__)
-    if unknown:
-        msg = f"{source}: unknown key workspace.{min(unknown)}; see README.md for the keys"
-        raise SettingsError(msg)
-    merged = {k: str(v) for k, v in table.items()}
+    known = WorkspaceDefaults.__dataclass_fields__
+    merged: dict[str, Any] = {k: v for k, v in table.items() if k in known}
     if values_file:
         merged.update(_chart_workspace_values(root / values_file))
     defaults = WorkspaceDefaults(**merged)
@@ -162,17 +183,103 @@ def _workspace_defaults(root: Path, table: Mapping[str, Any], source: Path) -> W
 
 def _check_workspace(ws: WorkspaceDefaults, source: Path) -> None:
     for key in ("cpu_request", "memory_request", "home_disk_size"):
-        if not _QUANTITY.match(getattr(ws, key)):
-            msg = f"{source}: workspace.{key} = {getattr(ws, key)!r} is not a Kubernetes quantity"
+        if not _QUANTITY.fullmatch(getattr(ws, key)):
+            value = getattr(ws, key)
+            msg = f"{source}: workspace.{key} = {value!r} is not a Kubernetes quantity like 500m or 1Gi"
             raise SettingsError(msg)
-    if not ws.home_disk_size.endswith("Gi"):
-        msg = f"{source}: workspace.home_disk_size must be in Gi (for example 50Gi)"
+    if not _WHOLE_GI.fullmatch(ws.home_disk_size):
+        msg = f"{source}: workspace.home_disk_size must be whole Gi (for example 50Gi)"
         raise SettingsError(msg)
     for key in ("inactivity_timeout", "dormancy_deletion"):
         value = getattr(ws, key)
-        if not value or not _DURATION.match(value):
+        if not value or not _DURATION.fullmatch(value):
             msg = f"{source}: workspace.{key} = {value!r} is not a duration like 4h or 90m"
             raise SettingsError(msg)
+    if not _DNS_LABEL.fullmatch(ws.namespace):
+        msg = (
+            f"{source}: workspace.namespace = {ws.namespace!r} is not a Kubernetes namespace name; "
+            "use at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit"
+        )
+        raise SettingsError(msg)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without any ``user:password@`` part (for messages and files)."""
+    return _USERINFO.sub(r"\1***@", url)
+
+
+def _coder_url(env: Mapping[str, str]) -> str:
+    """``CODER_URL`` checked: an http(s) URL with a host and no credentials; "" when unset."""
+    raw = env.get("CODER_URL", "")
+    if not raw.strip():
+        return ""
+    shown = redact_url(raw)
+    fix = "set it to Coder's access URL, like https://coder.example.com"
+    if any(c.isspace() or ord(c) < 32 for c in raw):
+        raise EnvError(f"CODER_URL={shown!r} contains spaces or control characters; {fix}")
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+        host = parts.hostname
+    except ValueError as exc:
+        raise EnvError(f"CODER_URL={shown!r} is not a valid URL ({exc}); {fix}") from None
+    if parts.scheme not in ("http", "https"):
+        scheme = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+        raise EnvError(f"CODER_URL={shown!r} has {scheme}; {fix}")
+    if parts.username is not None or parts.password is not None:
+        msg = (
+            f"CODER_URL={shown!r} contains a user name or password; remove it and put a token in "
+            "CODER_SESSION_TOKEN instead (coder tokens create)"
+        )
+        raise EnvError(msg)
+    if not host:
+        raise EnvError(f"CODER_URL={shown!r} has no host name; {fix}")
+    if port == 0:
+        raise EnvError(f"CODER_URL={shown!r} has port 0; {fix}")
+    if parts.query or parts.fragment:
+        raise EnvError(f"CODER_URL={shown!r} has a query or fragment; {fix}")
+    return raw.rstrip("/")
+
+
+def _token(env: Mapping[str, str]) -> str:
+    """``CODER_SESSION_TOKEN``: printable ASCII without spaces (it goes into an HTTP header); never shown."""
+    token = env.get("CODER_SESSION_TOKEN", "")
+    if token and not (token.isascii() and token.isprintable() and not any(c.isspace() for c in token)):
+        msg = (
+            "CODER_SESSION_TOKEN contains spaces, line breaks or non-ASCII characters; "
+            "set it to the token `coder tokens create` prints, nothing else"
+        )
+        raise EnvError(msg)
+    return token
+
+
+def _registry(value: str, where: str) -> str:
+    """A registry ``host[:port]`` (optionally with a path), as Docker image references accept it."""
+    if value and not _REGISTRY.fullmatch(value):
+        msg = (
+            f"{where} = {value!r} is not a registry host[:port] (like registry.example.com:5000); "
+            "fix it or leave it empty"
+        )
+        raise EnvError(msg) if where.startswith("CODERBUNDLE") else SettingsError(msg)
+    if value and (m := _PORT.search(value.split("/", 1)[0])) and not 0 < int(m.group(1)) < 65536:
+        msg = f"{where} = {value!r}: the port must be 1-65535"
+        raise EnvError(msg) if where.startswith("CODERBUNDLE") else SettingsError(msg)
+    return value
+
+
+def _prefix(value: str, where: str) -> str:
+    if value and not _REPO_PATH.fullmatch(value.strip("/")):
+        msg = f"{where} = {value!r} is not a repository path (lowercase letters, digits, '.', '_', '-', '/')"
+        raise EnvError(msg) if where.startswith("CODERBUNDLE") else SettingsError(msg)
+    return value
+
+
+def _override(env: Mapping[str, str], name: str, table: Mapping[str, Any], key: str, default: Any) -> Any:
+    return env[name] if name in env else table.get(key, default)
+
+
+def _where(env: Mapping[str, str], name: str, key: str) -> str:
+    return name if name in env else f"{BUNDLE_FILE} {key}"
 
 
 _VALIDATE_MODES = ("auto", "always", "never")
@@ -204,23 +311,30 @@ def _terraform_settings(
 
 
 def load_settings(root: Path, env: Mapping[str, str]) -> Settings:
-    """Load ``root/bundle.toml`` and apply environment overrides."""
+    """Load ``root/bundle.toml`` (checked against its declared shape) and apply environment overrides."""
     source = root / BUNDLE_FILE
     data = _read_toml(source)
+    check_shape(data, BUNDLE_SHAPE, source)
     registry = data.get("registry", {})
     coder = data.get("coder", {})
     images = data.get("images", {})
+    concurrency = coder.get("concurrency", 3)
+    if not 1 <= concurrency <= _MAX_CONCURRENCY:
+        msg = f"{source}: coder.concurrency = {concurrency} must be between 1 and {_MAX_CONCURRENCY}"
+        raise SettingsError(msg)
+    host = _override(env, "CODERBUNDLE_REGISTRY", registry, "host", "")
+    prefix = _override(env, "CODERBUNDLE_REPOSITORY_PREFIX", registry, "prefix", "coderbundle")
     return Settings(
         root=root,
         workspace=_workspace_defaults(root, data.get("workspace", {}), source),
         subdomain_apps=_subdomain_apps(root, data.get("workspace", {}), env, source),
-        registry=env.get("CODERBUNDLE_REGISTRY", registry.get("host", "")),
-        repository_prefix=env.get("CODERBUNDLE_REPOSITORY_PREFIX", registry.get("prefix", "coderbundle")),
-        coder_url=env.get("CODER_URL", "").rstrip("/"),
-        coder_session_token=env.get("CODER_SESSION_TOKEN", ""),
+        registry=_registry(host, _where(env, "CODERBUNDLE_REGISTRY", "registry.host")),
+        repository_prefix=_prefix(prefix, _where(env, "CODERBUNDLE_REPOSITORY_PREFIX", "registry.prefix")),
+        coder_url=_coder_url(env),
+        coder_session_token=_token(env),
         coder_organization=env.get("CODER_ORGANIZATION", coder.get("organization", "")),
         coder_executable=env.get("CODERBUNDLE_CODER", coder.get("executable", "coder")),
-        publish_concurrency=int(coder.get("concurrency", 3)),
+        publish_concurrency=concurrency,
         extra_ca_cert=env.get("CODERBUNDLE_EXTRA_CA_CERT", images.get("extra_ca_cert", "")),
         upstream_image=env.get("CODERBUNDLE_UPSTREAM_IMAGE", images.get("upstream_image", "")),
         terraform=_terraform_settings(root, data.get("terraform", {}), env, source),

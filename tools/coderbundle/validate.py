@@ -11,6 +11,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import shutil
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -112,6 +113,7 @@ def _parse(r: RenderedTemplate, problems: list[Problem]) -> dict[str, hcl.Block]
             files[str(path)] = hcl.parse_file(path)
         except hcl.HclSyntaxError as exc:
             problems.append(Problem(str(path), exc.line, "CB001", f"syntax error: {exc}"))
+    problems += [Problem(f, ln, "CB001", msg) for f, ln, msg in hcl.structure_problems(files)]
     return files
 
 
@@ -165,10 +167,10 @@ def _cache_file(settings: Settings, r: RenderedTemplate, fingerprint: str) -> Pa
 def _load_cached(path: Path) -> TemplateResult | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    problems = [Problem(**p) for p in data.pop("problems")]
-    return TemplateResult(**data, problems=problems, cached=True)
+        problems = [Problem(**p) for p in data.pop("problems")]
+        return TemplateResult(**data, problems=problems, cached=True)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None  # a damaged cache entry is a miss
 
 
 def _store(path: Path, result: TemplateResult) -> None:
@@ -217,19 +219,46 @@ def _run_terraform(
 ) -> str:
     """Fmt findings, then init + validate (two at a time); returns the toolchain summary."""
     # terraform cannot format or validate what does not parse; CB001 already says why.
-    unparsable = [(r, res) for r, res in batch if any(p.rule == "CB001" for p in res.problems)]
-    for _, result in unparsable:
-        result.terraform_validate = "skipped: the template does not parse (see CB001)"
-    batch = [item for item in batch if item not in unparsable]
+    batch = _parsable(batch)
     if fmt is None:
-        fmt = terraform.fmt_check([r.path for r, _ in batch], shutil.which(settings.terraform.binary))
+        try:
+            fmt = terraform.fmt_check([r.path for r, _ in batch], shutil.which(settings.terraform.binary))
+        except CommandFailed as exc:  # terraform rejects what python-hcl2 accepted: findings, per file
+            fmt = []
+            _fmt_failed(exc, batch)
     for path, line, message in fmt:
         for r, result in batch:
             if path.is_relative_to(r.path):
                 result.problems.append(Problem(str(path), line, "CB002", message))
+    # terraform fmt may have found that a template does not parse (CB001): nothing to validate.
+    return _validate_all(_parsable(batch), settings)
+
+
+def _parsable(
+    batch: list[tuple[RenderedTemplate, TemplateResult]],
+) -> list[tuple[RenderedTemplate, TemplateResult]]:
+    """The templates without CB001; the others are marked skipped."""
+    kept = []
+    for r, result in batch:
+        if any(p.rule == "CB001" for p in result.problems):
+            result.terraform_validate = "skipped: the template does not parse (see CB001)"
+        else:
+            kept.append((r, result))
+    return kept
+
+
+def _validate_all(batch: list[tuple[RenderedTemplate, TemplateResult]], settings: Settings) -> str:
+    """terraform init + validate each template with the configured toolchain."""
     scratch = settings.build_dir / ".cache" / "terraform" / "validate"
+
+    def validate_one(r: RenderedTemplate, tc: terraform.Toolchain) -> terraform.Outcome:
+        try:
+            return terraform.validate_dir(r.path, scratch, tc)
+        except (CommandFailed, ValueError, OSError) as exc:
+            return terraform.Outcome("failed", [(str(r.path), 0, f"terraform could not run: {exc}")])
+
     with terraform.toolchain(settings) as tc, ThreadPoolExecutor(max_workers=2) as pool:
-        outcomes = pool.map(lambda item: terraform.validate_dir(item[0].path, scratch, tc), batch)
+        outcomes = pool.map(lambda item: validate_one(item[0], tc), batch)
         for (r, result), outcome in zip(batch, outcomes, strict=True):
             result.terraform_validate = outcome.status
             result.problems += [
@@ -241,6 +270,27 @@ def _run_terraform(
                 msg = f"terraform validate did not run ({reason}) and CODERBUNDLE_TERRAFORM_VALIDATE=always"
                 result.problems.append(Problem(str(r.path), 0, "CB003", msg))
         return tc.summary
+
+
+def _fmt_failed(exc: CommandFailed, batch: list[tuple[RenderedTemplate, TemplateResult]]) -> None:
+    """Turn terraform fmt's syntax errors (``Error: ...`` / ``on <dir>/<file> line N``) into CB001."""
+    summary = ""
+    placed = False
+    for line in (exc.stderr + "\n" + exc.stdout).splitlines():
+        if m := _TF_ERROR.match(line):
+            summary = m.group(1).strip()
+        elif (m := _TF_WHERE.match(line)) and summary:
+            for r, result in batch:
+                path = r.path.parent / m.group(1)
+                if path.is_relative_to(r.path):
+                    msg = f"terraform rejects this: {summary}"
+                    result.problems.append(Problem(str(path), int(m.group(2)), "CB001", msg))
+                    placed = True
+            summary = ""
+    if not placed:
+        for r, result in batch:
+            msg = f"terraform fmt failed ({exc}): {terraform.first_error(exc.stderr + exc.stdout)}"
+            result.problems.append(Problem(str(r.path), 0, "CB002", msg))
 
 
 def print_report(report: Report, *, fmt: str = "text") -> None:

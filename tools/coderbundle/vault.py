@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from coderbundle.deploy import load_values
-from coderbundle.errors import DeployError
+from coderbundle.errors import DeployEnvironmentError, DeployError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -329,16 +329,16 @@ def _client(address: str, token: str) -> Any:
 
     if not token:
         msg = "vault-setup: no Vault token; export VAULT_TOKEN (a token that may write policies)"
-        raise DeployError(msg)
+        raise DeployEnvironmentError(msg)
     client = hvac.Client(url=address, token=token, timeout=15)
     try:
         authenticated = client.is_authenticated()
     except requests.RequestException as exc:
         msg = f"vault-setup: cannot reach Vault at {address} ({type(exc).__name__}); check VAULT_ADDR"
-        raise DeployError(msg) from None
+        raise DeployEnvironmentError(msg) from None
     if not authenticated:
         msg = f"vault-setup: Vault at {address} rejected the token; check VAULT_TOKEN"
-        raise DeployError(msg)
+        raise DeployEnvironmentError(msg)
     return client
 
 

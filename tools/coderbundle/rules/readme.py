@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from coderbundle import files
+from coderbundle.errors import ToolError
 from coderbundle.rules import Model, rule
 
 if TYPE_CHECKING:
@@ -27,6 +29,8 @@ def _frontmatter(text: str) -> dict[str, object] | str:
         return "README.md frontmatter has no closing --- fence"
     try:
         data = yaml.safe_load(text[4:end])
+    except RecursionError:
+        return "README.md frontmatter is nested too deeply"
     except yaml.YAMLError as exc:
         return f"README.md frontmatter is not valid YAML: {exc}".splitlines()[0]
     return data if isinstance(data, dict) else "README.md frontmatter must be a YAML mapping"
@@ -37,9 +41,11 @@ def readme_frontmatter(m: Model) -> Iterator[Problem]:
     """README frontmatter has ``display_name``, ``description``, ``icon`` and ``tags``."""
     path = m.rendered.path / "README.md"
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        yield m.problem(None, "CB117", "README.md is missing; Coder shows it as the template page")
+        text = files.read_text(path, error=ToolError)
+    except ToolError as exc:
+        why = str(exc).removeprefix(f"{path}:").lstrip("0123456789:").strip()
+        msg = f"README.md cannot be read ({why}); Coder shows it as the template page"
+        yield m.problem(None, "CB117", msg)
         return
     data = _frontmatter(text)
     if isinstance(data, str):

@@ -7,6 +7,8 @@ import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+import re2
+
 from coderbundle.hcl import Block, is_expression, literal
 from coderbundle.rules import Model, line_of, rule
 
@@ -16,6 +18,9 @@ if TYPE_CHECKING:
     from coderbundle.findings import Problem
 
 SLUG = re.compile(r"^[a-z0-9](-?[a-z0-9])*$")
+# Coder checks validation regexes with Go's regexp: RE2 syntax, linear time.  Errors are reported, not logged.
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
 
 
 @rule("CB108")
@@ -23,7 +28,7 @@ def app_slug_format(m: Model) -> Iterator[Problem]:
     """App slugs match ``^[a-z0-9](-?[a-z0-9])*$``."""
     for app in m.top("resource", "coder_app"):
         slug = app.get("slug")
-        if slug is not None and not is_expression(slug) and not SLUG.match(literal(slug)):
+        if slug is not None and not is_expression(slug) and not SLUG.match(str(literal(slug))):
             msg = f"coder_app slug {literal(slug)!r} must be lowercase letters, digits, single hyphens"
             yield m.problem(app, "CB108", msg, line_of(app, "slug"))
 
@@ -36,10 +41,11 @@ def app_slug_unique(m: Model) -> Iterator[Problem]:
         slug = app.get("slug")
         if slug is None or is_expression(slug):
             continue
-        if literal(slug) in seen:
+        key = str(literal(slug))
+        if key in seen:
             msg = f"coder_app slug {literal(slug)!r} is used twice; slugs must be unique"
             yield m.problem(app, "CB109", msg, line_of(app, "slug"))
-        seen[literal(slug)] = app
+        seen[key] = app
 
 
 def _parameters(m: Model) -> list[Block]:
@@ -49,9 +55,9 @@ def _parameters(m: Model) -> list[Block]:
 @rule("CB110")
 def parameter_name_unique(m: Model) -> Iterator[Problem]:
     """Parameter names are unique (the name is what users' values are stored under)."""
-    counts = Counter(literal(p.get("name")) for p in _parameters(m) if p.get("name") is not None)
+    counts = Counter(str(literal(p.get("name"))) for p in _parameters(m) if p.get("name") is not None)
     for p in _parameters(m):
-        name = literal(p.get("name"))
+        name = str(literal(p.get("name")))
         if counts.get(name, 0) > 1:
             yield m.problem(
                 p, "CB110", f"parameter name {name!r} is used more than once", line_of(p, "name")
@@ -111,12 +117,12 @@ def _as_type(value: Any, kind: str) -> Any:
     return str(raw)
 
 
-def value_problem(p: Block, value: Any) -> str:
+def value_problem(p: Block, value: Any) -> str:  # noqa: PLR0911 - one return per reason
     """Why ``value`` is not acceptable for parameter ``p`` ("" when it is)."""
     kind = literal(p.get("type", '"string"'))
     try:
         typed = _as_type(value, kind)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         return f"{literal(value)!r} is not a {kind}"
     options = [literal(o.get("value")) for o in p.children("option")]
     checkable = options and kind != "list(string)" and not any(is_expression(o) for o in options)
@@ -129,9 +135,15 @@ def value_problem(p: Block, value: Any) -> str:
         if kind == "number" and isinstance(high, int | float) and typed > high:
             return f"{literal(value)} is above validation max {high}"
         regex = v.get("regex")
-        if kind == "string" and regex is not None and not is_expression(regex):
+        if kind == "string" and isinstance(regex, str) and not is_expression(regex):
             pattern = literal(regex).replace("\\\\", "\\")
-            if not re.search(pattern, str(typed)):
+            try:
+                matched = re2.compile(pattern, options=_RE2_OPTIONS).search(str(typed))
+            except re2.error as exc:
+                raw = exc.args[0] if exc.args else exc
+                why = raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+                return f"validation regex does not compile as RE2, the syntax Coder uses ({why})"
+            if not matched:
                 return f"{literal(value)!r} does not match validation regex"
     return ""
 
@@ -154,14 +166,15 @@ def presets_consistent(m: Model) -> Iterator[Problem]:
     defaults = [p for p in presets if p.get("default") is True]
     for extra in defaults[1:]:
         yield m.problem(extra, "CB119", "more than one preset has default = true; keep one")
-    names = Counter(literal(p.get("name")) for p in _parameters(m))
-    by_name = {literal(p.get("name")): p for p in _parameters(m) if names[literal(p.get("name"))] == 1}
+    names = Counter(str(literal(p.get("name"))) for p in _parameters(m))
+    by_name = {str(literal(p.get("name"))): p for p in _parameters(m)}
+    by_name = {name: p for name, p in by_name.items() if names[name] == 1}
     for preset in presets:
         values = preset.get("parameters") or {}
         if not isinstance(values, dict):
             continue
         for key, value in values.items():
-            name = literal(key)
+            name = str(literal(key))
             if is_expression(name) and (ref := _parameter_ref(name, m)):
                 name = ref
             param = by_name.get(name)

@@ -74,7 +74,7 @@ def agent_token(m: Model) -> Iterator[Problem]:
         return
     token = f"coder_agent.{agents[0].labels[1]}"
     for res, container in _containers(m):
-        envs = {literal(e.get("name")): e for e in container.children("env")}
+        envs = {str(literal(e.get("name"))): e for e in container.children("env")}
         env = envs.get("CODER_AGENT_TOKEN")
         if env is None:
             continue
@@ -148,7 +148,7 @@ def module_pinned(m: Model) -> Iterator[Problem]:
         if source.startswith((".", "/")):
             continue
         version = mod.get("version")
-        if version is None or is_expression(version) or not EXACT_VERSION.match(literal(version)):
+        if version is None or is_expression(version) or not EXACT_VERSION.match(str(literal(version))):
             msg = f'module {mod.labels[0]!r} must pin an exact version = "X.Y.Z"'
             yield m.problem(mod, "CB115", msg, line_of(mod, "version"))
 
