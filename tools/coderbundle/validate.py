@@ -248,7 +248,7 @@ def _parsable(
 
 
 def _validate_all(batch: list[tuple[RenderedTemplate, TemplateResult]], settings: Settings) -> str:
-    """terraform init + validate each template with the configured toolchain."""
+    """Run terraform init + validate on each template with the configured toolchain."""
     scratch = settings.build_dir / ".cache" / "terraform" / "validate"
 
     def validate_one(r: RenderedTemplate, tc: terraform.Toolchain) -> terraform.Outcome:
@@ -270,6 +270,10 @@ def _validate_all(batch: list[tuple[RenderedTemplate, TemplateResult]], settings
                 msg = f"terraform validate did not run ({reason}) and CODERBUNDLE_TERRAFORM_VALIDATE=always"
                 result.problems.append(Problem(str(r.path), 0, "CB003", msg))
         return tc.summary
+
+
+_TF_ERROR = re.compile(r"^\s*Error: (.+)$")
+_TF_WHERE = re.compile(r"^\s*on (.+?) line (\d+)")
 
 
 def _fmt_failed(exc: CommandFailed, batch: list[tuple[RenderedTemplate, TemplateResult]]) -> None:
