@@ -105,7 +105,7 @@ def mkdir(rel: str) -> Callable[[Path], None]:
 def images(*names: str) -> Callable[[Path], None]:
     def setup(root: Path) -> None:
         for name in names:
-            shutil.copytree(REPO / "images" / name, root / "images" / name)
+            shutil.copytree(REPO / "images" / name, root / "images" / name, dirs_exist_ok=True)
 
     return setup
 
@@ -276,7 +276,15 @@ CASES = [
         ("extra.tf", "CB114", "RE2"),
     ),
     Case("non-ascii-identifier", write(f"{GOOD}/extra.tf", 'locals {\n  café = "x"\n}\n'), V, 0),
-    Case("bom", write(f"{GOOD}/extra.tf", '\ufefflocals {\n  bom = "x"\n}\n'), V, 0),
+    # A BOM parses (no CB001, as terraform accepts it); terraform fmt would drop it (CB002).
+    Case(
+        "bom",
+        write(f"{GOOD}/extra.tf", '\ufefflocals {\n  bom = "x"\n}\n'),
+        V,
+        1,
+        ("CB002", "extra.tf:1"),
+        absent=("CB001",),
+    ),
     Case("escaped-interpolation", write(f"{GOOD}/extra.tf", 'locals {\n  sh = "$${HOME}"\n}\n'), V, 0),
     Case("lone-cr-in-comment", write(f"{GOOD}/extra.tf", b"# a\rb\nlocals {\n  cr = 1\n}\n"), V, 0),
     Case("crlf", write(f"{GOOD}/extra.tf", b"locals {\r\n  crlf = 1\r\n}\r\n"), V, 0),
@@ -437,9 +445,8 @@ CASES = [
     Case(
         "new-settings-accepted",
         both(
-            append(
-                "bundle.toml", '\n[terraform]\nprovider_mirror = "m"\nmodule_mirror = "n"\ncli_config = "c"\n'
-            ),
+            edit("bundle.toml", 'provider_mirror = ""', 'provider_mirror = "m"'),
+            edit("bundle.toml", 'module_mirror = ""', 'module_mirror = "n"'),
             edit("bundle.toml", "[images]\n", '[images]\ndownload_source = "registries"\n'),
             edit("bundle.toml", "[workspace]\n", "[workspace]\nsubdomain_apps = true\n"),
         ),

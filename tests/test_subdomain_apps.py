@@ -72,7 +72,7 @@ def test_explicit_key_wins_over_the_values_file(bundle):
 
 def test_a_quoted_value_is_refused_with_the_fix(bundle):
     _with_workspace_keys(bundle, 'subdomain_apps = "yes"\n')
-    expected = r"bundle.toml: workspace.subdomain_apps = 'yes' must be true or false"
+    expected = r"bundle.toml: workspace.subdomain_apps must be true or false, not the string 'yes'"
     with pytest.raises(SettingsError, match=expected):
         load_settings(bundle, {})
 
