@@ -59,6 +59,7 @@ class Settings:
     publish_concurrency: int = 3
     extra_ca_cert: str = ""
     upstream_image: str = ""
+    download_source: str = ""
 
     @property
     def templates_dir(self) -> Path:
@@ -175,4 +176,5 @@ def load_settings(root: Path, env: Mapping[str, str]) -> Settings:
         publish_concurrency=int(coder.get("concurrency", 3)),
         extra_ca_cert=env.get("CODERBUNDLE_EXTRA_CA_CERT", images.get("extra_ca_cert", "")),
         upstream_image=env.get("CODERBUNDLE_UPSTREAM_IMAGE", images.get("upstream_image", "")),
+        download_source=env.get("CODERBUNDLE_DOWNLOAD_SOURCE", images.get("download_source", "")),
     )
