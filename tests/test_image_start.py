@@ -319,7 +319,7 @@ def test_template_starts_and_its_tools_answer(name, rendered, docker_client, tmp
     env = agent_environment(image_env, start)
     container = docker_client.containers.run(
         reference, ["sleep", "infinity"], detach=True, user="1000:1000", environment=env,
-        tmpfs={HOME: "uid=1000,gid=1000,mode=0755", "/tmp": "mode=1777,exec"}, working_dir=HOME,
+        tmpfs={HOME: "uid=1000,gid=1000,mode=0755"}, working_dir=HOME,
     )
     try:
         container.exec_run(["mkdir", "-p", SCRIPT_BIN_DIR], user="1000:1000")
