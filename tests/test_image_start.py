@@ -50,7 +50,8 @@ TEMPLATES = sorted(
 )
 MANIFEST = REPO / "build" / "images.json"
 HOME = "/home/coder"
-SCRIPT_BIN_DIR = "/tmp/coder-script-data/bin"  # the agent's ScriptBinDir, put first on PATH
+SCRIPT_DATA = "/tmp/coder-script-data"  # noqa: S108 - inside the test container
+SCRIPT_BIN_DIR = f"{SCRIPT_DATA}/bin"  # the agent's ScriptBinDir, put first on PATH
 SCRIPT_TIMEOUT_S = 600
 
 # TODO(templates branch): the templates helper adds the promised tools to each
@@ -107,7 +108,7 @@ AGENT_PREREQUISITES: dict[str, str] = {
     "jq (module scripts)": "command -v jq",
     "bzip2 (Goose's .tar.bz2)": "command -v bzip2",
     "git": "command -v git",
-    "node >= 22 (Copilot CLI)": "node -e 'process.exit(+process.versions.node.split(\".\")[0] >= 22 ? 0 : 1)'",
+    "node >= 22 (Copilot CLI)": "node -e 'process.exit(parseInt(process.versions.node) >= 22 ? 0 : 1)'",
     "npm (Copilot CLI)": "npm --version",
     "python3 with pipx or uv (Aider)": "python3 --version && { command -v pipx || command -v uv; }",
 }
@@ -150,8 +151,27 @@ def evaluate_start(main_tf: Path, workdir: Path) -> AgentStart:
     """
     text = main_tf.read_text()
     doc = hcl2.loads(text)
+    exprs = _start_expressions(doc)
     params = {_unq(n): body.get("default", '""') for d in doc.get("data", [])
               for n, body in d.get('"coder_parameter"', {}).items()}
+    config = "\n".join(_top_level_blocks(text, ("variable", "locals")))
+    config += "\nlocals {\n" + "".join(f"  cbtest_param_{_ident(n)} = {_hcl(v)}\n" for n, v in params.items())
+    config += "}\n"
+    values = _terraform_values(_offline(config), exprs, workdir)
+    counted = {k.removeprefix("count "): v for k, v in values.items() if k.startswith("count ")}
+    start = AgentStart()
+    for key, value in values.items():
+        kind, _, rest = key.partition(" ")
+        resource, _, env_name = rest.partition(" ")
+        if kind == "env" and value is not None and counted.get(resource, 1):
+            start.env[env_name] = str(value)
+        elif kind == "script" and value and counted.get(rest, 1):
+            start.scripts[rest] = value
+    return start
+
+
+def _start_expressions(doc: dict[str, Any]) -> dict[str, str]:
+    """HCL source of each count, env value ("env <resource> <NAME>") and start script."""
     exprs: dict[str, str] = {}
     for r in doc.get("resource", []):
         for rtype, blocks in r.items():
@@ -163,38 +183,29 @@ def evaluate_start(main_tf: Path, workdir: Path) -> AgentStart:
                     if "startup_script" in body:
                         exprs[f"script {key}"] = _hcl(body["startup_script"])
                     for env_name, value in (body.get("env") or {}).items():
-                        exprs[f"env {_unq(env_name)}"] = _hcl(value)
+                        exprs[f"env {key} {_unq(env_name)}"] = _hcl(value)
                 elif rtype == '"coder_env"':
-                    exprs[f"env {_unq(body['name'])}"] = _hcl(body["value"])
-                elif rtype == '"coder_script"' and _truthy(body.get("run_on_start", False)):
+                    exprs[f"env {key} {_unq(body['name'])}"] = _hcl(body["value"])
+                elif rtype == '"coder_script"' and body.get("run_on_start") in {True, "true", "${true}"}:
                     exprs[f"script {key}"] = _hcl(body["script"])
-    config = "\n".join(_top_level_blocks(text, ("variable", "locals")))
-    config += "\nlocals {\n" + "".join(f"  cbtest_param_{_ident(n)} = {_hcl(v)}\n" for n, v in params.items()) + "}\n"
+    return exprs
+
+
+def _terraform_values(config: str, exprs: dict[str, str], workdir: Path) -> dict[str, Any]:
+    """Each expression's value, by real ``terraform apply`` of a providerless configuration."""
     keys = sorted(exprs)
-    config += "".join(
-        f'output "e{i}" {{\n  sensitive = true\n  value = {exprs[k]}\n}}\n' for i, k in enumerate(keys)
+    outputs = "".join(
+        f'output "e{i}" {{\n  sensitive = true\n  value = {_offline(exprs[k])}\n}}\n'
+        for i, k in enumerate(keys)
     )
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "main.tf").write_text(_offline(config))
+    (workdir / "main.tf").write_text(config + outputs)
     tf = ["terraform", f"-chdir={workdir}"]
     subprocess.run([*tf, "apply", "-auto-approve", "-input=false", "-no-color"],
                    check=True, capture_output=True, text=True)
-    raw = json.loads(subprocess.run([*tf, "output", "-json"], check=True, capture_output=True, text=True).stdout)
-    values = {k: raw[f"e{i}"]["value"] for i, k in enumerate(keys)}
-    counted = {k.removeprefix("count "): v for k, v in values.items() if k.startswith("count ")}
-    start = AgentStart()
-    for k, v in values.items():
-        kind, _, rest = k.partition(" ")
-        if kind == "env" and v is not None:
-            start.env[rest] = str(v)
-        elif kind == "script" and counted.get(rest, 1) and v:
-            start.scripts[rest] = v
-    # coder_env resources with count 0 are not sent; find them by name.
-    for r in doc.get("resource", []):
-        for rname, body in r.get('"coder_env"', {}).items():
-            if not counted.get(f"coder_env.{_unq(rname)}", 1):
-                start.env.pop(_unq(body["name"]), None)
-    return start
+    done = subprocess.run([*tf, "output", "-json"], check=True, capture_output=True, text=True)
+    raw = json.loads(done.stdout)
+    return {k: raw[f"e{i}"]["value"] for i, k in enumerate(keys)}
 
 
 def _unq(s: str) -> str:
@@ -205,28 +216,18 @@ def _ident(name: str) -> str:
     return re.sub(r"\W", "_", name)
 
 
-def _truthy(value: Any) -> bool:
-    return value is True or value == "true" or value == "${true}"
-
-
 def _hcl(value: Any) -> str:
     """python-hcl2's serialized value back to HCL source."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, int | float):
-        return str(value)
+    if isinstance(value, str):
+        if value.startswith("${") and value.endswith("}"):
+            return value[2:-1]
+        return value[1:-1] + "\n" if value.startswith('"<<') else value
     if isinstance(value, list):
         return "[" + ", ".join(_hcl(v) for v in value) + "]"
     if isinstance(value, dict):
         items = (f"{json.dumps(_unq(k))} = {_hcl(v)}" for k, v in value.items() if not k.startswith("__"))
         return "{\n" + "\n".join(items) + "\n}"
-    if value.startswith("${") and value.endswith("}"):
-        return value[2:-1]
-    if value.startswith(('"<<-', '"<<')):
-        return value[1:-1] + "\n"
-    return value
+    return json.dumps(value)  # bool, number, None
 
 
 def _top_level_blocks(text: str, kinds: tuple[str, ...]) -> list[str]:
@@ -245,7 +246,9 @@ def _top_level_blocks(text: str, kinds: tuple[str, ...]) -> list[str]:
 
 def _offline(config: str) -> str:
     """Replace references that need a Coder server, a cluster or a module with test values."""
-    config = re.sub(r"data\.coder_parameter\.([\w-]+)\.value", lambda m: f"local.cbtest_param_{_ident(m[1])}", config)
+    config = re.sub(
+        r"data\.coder_parameter\.([\w-]+)\.value", lambda m: f"local.cbtest_param_{_ident(m[1])}", config
+    )
     for source, values in (("coder_workspace", _WORKSPACE), ("coder_workspace_owner", _OWNER),
                            ("coder_provisioner", _PROVISIONER)):
         config = re.sub(rf"data\.{source}\.me\.(\w+)", lambda m, v=values: v.get(m[1], '""'), config)
@@ -324,10 +327,10 @@ def test_template_starts_and_its_tools_answer(name, rendered, docker_client, tmp
     try:
         container.exec_run(["mkdir", "-p", SCRIPT_BIN_DIR], user="1000:1000")
         for i, script in enumerate(start.scripts.values()):
-            _put_file(container, f"/tmp/coder-script-data/script-{i}.sh", script)
+            _put_file(container, f"{SCRIPT_DATA}/script-{i}.sh", script)
 
         def run(i: int) -> tuple[int, str]:
-            cmd = ["timeout", str(SCRIPT_TIMEOUT_S), "bash", "-e", f"/tmp/coder-script-data/script-{i}.sh"]
+            cmd = ["timeout", str(SCRIPT_TIMEOUT_S), "bash", "-e", f"{SCRIPT_DATA}/script-{i}.sh"]
             code, out = container.exec_run(cmd, user="1000:1000", workdir=HOME)
             return code, out.decode(errors="replace")
 
@@ -348,7 +351,8 @@ def test_template_starts_and_its_tools_answer(name, rendered, docker_client, tmp
     report = [f"{name} ({reference}), PATH={env['PATH']}"]
     report += [f"script {k} failed:\n{o[-1500:]}" for k, o in failed_scripts.items()]
     report += [f"{label} failed: {out}" for label, out in failed_checks.items()]
-    assert not failed_scripts and not failed_checks, "\n".join(report)
+    assert not failed_scripts, "\n".join(report)
+    assert not failed_checks, "\n".join(report)
 
 
 def test_env_evaluation_replaces_like_the_agent():
