@@ -321,16 +321,16 @@ def test_template_starts_and_its_tools_answer(name, rendered, docker_client, tmp
     image_env = dict(e.split("=", 1) for e in docker_client.images.get(reference).attrs["Config"]["Env"])
     env = agent_environment(image_env, start)
     container = docker_client.containers.run(
-        reference, ["sleep", "infinity"], detach=True, user="1000:1000", environment=env,
+        reference, ["/bin/sleep", "infinity"], detach=True, user="1000:1000", environment=env,
         tmpfs={HOME: "uid=1000,gid=1000,mode=0755"}, working_dir=HOME,
     )
     try:
-        container.exec_run(["mkdir", "-p", SCRIPT_BIN_DIR], user="1000:1000")
+        container.exec_run(["/bin/mkdir", "-p", SCRIPT_BIN_DIR], user="1000:1000")
         for i, script in enumerate(start.scripts.values()):
             _put_file(container, f"{SCRIPT_DATA}/script-{i}.sh", script)
 
         def run(i: int) -> tuple[int, str]:
-            cmd = ["timeout", str(SCRIPT_TIMEOUT_S), "bash", "-e", f"{SCRIPT_DATA}/script-{i}.sh"]
+            cmd = ["/usr/bin/timeout", str(SCRIPT_TIMEOUT_S), "/bin/bash", "-e", f"{SCRIPT_DATA}/script-{i}.sh"]
             code, out = container.exec_run(cmd, user="1000:1000", workdir=HOME)
             return code, out.decode(errors="replace")
 
@@ -342,7 +342,7 @@ def test_template_starts_and_its_tools_answer(name, rendered, docker_client, tmp
         checks |= {f"agent prerequisite {k}": v for k, v in AGENT_PREREQUISITES.items()}
         failed_checks = {}
         for label, check in checks.items():
-            code, out = container.exec_run(["bash", "-c", check], user="1000:1000", workdir=HOME)
+            code, out = container.exec_run(["/bin/bash", "-c", check], user="1000:1000", workdir=HOME)
             if code != 0:
                 failed_checks[label] = out.decode(errors="replace").strip()[-300:]
     finally:
