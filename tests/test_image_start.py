@@ -12,7 +12,8 @@ The startup script and every ``run_on_start`` script then run as ``coder``
 under ``set -e``, all at once, as the agent runs them (Coder orders none of
 them).  Afterwards every tool the template promises (``[[tools]]`` in its
 ``template.toml``) must answer its ``check``, and every AI-agent module's
-install prerequisites must be present.
+install prerequisites must be present, both in a plain shell (what scripts
+and apps get) and in a login shell (the web terminal and SSH).
 
 Registry modules' own scripts (code-server, git-clone, the agents) are not run:
 their sources are not reachable here.  Needs a Docker daemon, the built images
@@ -23,6 +24,7 @@ and says which.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
 import shutil
@@ -330,7 +332,8 @@ def test_template_starts_and_its_tools_answer(name, rendered, docker_client, tmp
             _put_file(container, f"{SCRIPT_DATA}/script-{i}.sh", script)
 
         def run(i: int) -> tuple[int, str]:
-            cmd = ["/usr/bin/timeout", str(SCRIPT_TIMEOUT_S), "/bin/bash", "-e", f"{SCRIPT_DATA}/script-{i}.sh"]
+            script = f"{SCRIPT_DATA}/script-{i}.sh"
+            cmd = ["/usr/bin/timeout", str(SCRIPT_TIMEOUT_S), "/bin/bash", "-e", script]
             code, out = container.exec_run(cmd, user="1000:1000", workdir=HOME)
             return code, out.decode(errors="replace")
 
@@ -341,10 +344,11 @@ def test_template_starts_and_its_tools_answer(name, rendered, docker_client, tmp
         checks = {f"{t['name']}: {t['check']}": t["check"] for t in promised_tools(name)}
         checks |= {f"agent prerequisite {k}": v for k, v in AGENT_PREREQUISITES.items()}
         failed_checks = {}
-        for label, check in checks.items():
-            code, out = container.exec_run(["/bin/bash", "-c", check], user="1000:1000", workdir=HOME)
+        # "-c": what scripts and apps see; "-lc": a login shell, as in the web terminal and SSH.
+        for (label, check), shell in itertools.product(checks.items(), ("-c", "-lc")):
+            code, out = container.exec_run(["/bin/bash", shell, check], user="1000:1000", workdir=HOME)
             if code != 0:
-                failed_checks[label] = out.decode(errors="replace").strip()[-300:]
+                failed_checks[f"{label} (bash {shell})"] = out.decode(errors="replace").strip()[-300:]
     finally:
         container.remove(force=True)
 

@@ -220,6 +220,8 @@ def test_real_base_and_python_images(settings_for, image_root, docker_client, up
     assert run_in(docker_client, base, "git --version").startswith("git version")
     # Goose's installer unpacks a .tar.bz2; Copilot's CLI needs Node.js >= 22 and npm.
     assert run_in(docker_client, base, "bzip2 --help 2>&1 | head -1").startswith("bzip2")
+    # run_in uses a login shell, as the web terminal does: /etc/profile keeps the image's PATH.
+    assert "/opt/node/default/bin" in run_in(docker_client, base, "echo $PATH").split(":")
     node = run_in(docker_client, base, "node --version; npm --version").splitlines()
     assert int(node[0].lstrip("v").split(".")[0]) >= 22
     assert node[1][:1].isdigit()
