@@ -11,8 +11,10 @@
 # Apt sources are taken from this machine's own configuration, never hard-coded.
 set -euo pipefail
 
-UPSTREAM_IMAGE="${CODERBUNDLE_UPSTREAM_IMAGE:-coderbundle-upstream/debian:bookworm}"
-SUITE="${CODERBUNDLE_UPSTREAM_SUITE:-bookworm}"
+# Debian 13 "trixie" (stable): its docker.io (26.1, API 1.45) talks to current
+# daemons and it ships the buildx and compose plugins, which bookworm lacks.
+SUITE="${CODERBUNDLE_UPSTREAM_SUITE:-trixie}"
+UPSTREAM_IMAGE="${CODERBUNDLE_UPSTREAM_IMAGE:-coderbundle-upstream/debian:$SUITE}"
 STATE_DIR="${CODERBUNDLE_DOCKER_STATE:-/var/tmp/coderbundle-docker}"
 REGISTRY_ADDR="127.0.0.1:5000"
 export DEBIAN_FRONTEND=noninteractive
@@ -66,14 +68,32 @@ debian_mirror() {
   printf '%s\n' "$uri"
 }
 
+# This machine's Debian codename (the suite its apt sources name).
+host_suite() {
+  (. /etc/os-release 2>/dev/null && printf '%s\n' "${VERSION_CODENAME:-}")
+}
+
+# Copy one apt source into the image, naming $SUITE where this machine's names
+# its own codename (bookworm-updates -> trixie-updates, ...); mirrors are kept.
+copy_source() {
+  local file=$1 dest=$2 host
+  host=$(host_suite)
+  if [[ -n "$host" && "$host" != "$SUITE" ]]; then
+    sed -E "s/\b${host}\b/${SUITE}/g" "$file" >"$dest"
+  else
+    cp "$file" "$dest"
+  fi
+}
+
 copy_apt_sources() {
   local target=$1 f
   rm -f "$target/etc/apt/sources.list"
-  [[ -f /etc/apt/sources.list ]] && cp /etc/apt/sources.list "$target/etc/apt/"
+  [[ -f /etc/apt/sources.list ]] && copy_source /etc/apt/sources.list "$target/etc/apt/sources.list"
   for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list; do
     [[ -f "$f" ]] || continue
     # Only Debian's own archive: third-party repositories need keys the image lacks.
-    grep -q 'debian-archive-keyring' "$f" && cp "$f" "$target/etc/apt/sources.list.d/"
+    grep -q 'debian-archive-keyring' "$f" || continue
+    copy_source "$f" "$target/etc/apt/sources.list.d/$(basename "$f")"
   done
   return 0
 }

@@ -23,7 +23,10 @@ from coderbundle.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "images"
-UPSTREAM = os.environ.get("CODERBUNDLE_UPSTREAM_IMAGE", "coderbundle-upstream/debian:bookworm")
+UPSTREAM = os.environ.get("CODERBUNDLE_UPSTREAM_IMAGE", "coderbundle-upstream/debian:trixie")
+# The tests build from the package registries (as .ci/images.sh does), so they
+# share its content tags and work where nodejs.org and go.dev are unreachable.
+DOWNLOAD_SOURCE = os.environ.get("CODERBUNDLE_DOWNLOAD_SOURCE", "registries")
 LOCAL_REGISTRY = "127.0.0.1:5000"
 
 __all__ = [
@@ -114,8 +117,12 @@ def image_root(tmp_path):
 
 
 def make_settings(root: Path, **overrides: str) -> Settings:
-    """Settings for ``root``; the extra CA comes from CODERBUNDLE_EXTRA_CA_CERT as in CI."""
-    values = {"extra_ca_cert": os.environ.get("CODERBUNDLE_EXTRA_CA_CERT", ""), **overrides}
+    """Settings for ``root``; the extra CA and download source as .ci/images.sh sets them."""
+    values = {
+        "extra_ca_cert": os.environ.get("CODERBUNDLE_EXTRA_CA_CERT", ""),
+        "download_source": DOWNLOAD_SOURCE,
+        **overrides,
+    }
     return Settings(root=root, **values)
 
 

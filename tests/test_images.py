@@ -41,10 +41,16 @@ def test_dockerfile_follows_the_image_rules(name):
     assert (REPO / "images" / name / "README.md").is_file()
     if name != "base":
         assert "FROM ${BASE_IMAGE}" in text
-    # Every download is checked: a URL fetched with curl comes with a sha256 check.
-    if "curl -fsSL" in text:
-        assert "sha256sum" in text
-        assert SHA256.search(text)
+    # Every download is checked: a URL fetched with curl comes with a sha256 check,
+    # in the Dockerfile or in a script of the image's directory it runs.
+    for source in [text, *(p.read_text() for p in (REPO / "images" / name).glob("*.sh"))]:
+        if "curl -fsSL" in source:
+            assert "sha256sum" in source
+            assert SHA256.search(text)
+    # ... and has a source CI can reach: DOWNLOAD_SOURCE=registries (docs/images.md).
+    if "curl -fsSL" in text or "install-node" in text:
+        assert "ARG DOWNLOAD_SOURCE=upstream" in text
+        assert "registries" in text
     # Nothing is installed under the home volume's mount point.
     joined = text.replace("\\\n", " ")
     writes = [ln for ln in joined.splitlines() if ln.startswith(("RUN", "COPY", "ADD"))]
@@ -69,6 +75,35 @@ def test_children_come_after_the_base_they_need():
     assert [s.name for s in specs] == ["base", "python"]
     assert specs[1].parent == "base"
     assert {"UPSTREAM_IMAGE", "EXTRA_CA_CERT_B64"} <= specs[0].args
+
+
+def test_go_image_lets_go_download_the_toolchain_a_go_mod_asks_for():
+    # The README promises toolchain downloads; ENV GOTOOLCHAIN=local forbade them (issue 12, defect 3).
+    joined = (REPO / "images" / "go" / "Dockerfile").read_text().replace("\\\n", " ")
+    env_lines = [ln for ln in joined.splitlines() if ln.startswith("ENV ")]
+    assert env_lines
+    assert not [ln for ln in env_lines if "GOTOOLCHAIN" in ln]
+
+
+def test_base_ships_what_every_agent_installer_needs():
+    text = (REPO / "images" / "base" / "Dockerfile").read_text()
+    packages = re.findall(r"^ {6}([a-z0-9.+-]+) \\$", text, re.MULTILINE)
+    assert {"bzip2", "curl", "git", "jq", "pipx", "python3", "unzip"} <= set(packages)
+    assert "install-node 24" in text  # Copilot's CLI needs Node.js >= 22 in every image
+
+
+def test_download_source_is_a_shaping_argument(settings_for, image_root, monkeypatch):
+    root = image_root(real=("base",))
+    specs = images.find_images(root / "images", [])
+    assert "DOWNLOAD_SOURCE" in specs[0].args
+    def fake_connect(_env):
+        raise ImageBuildError("stop here")
+
+    monkeypatch.setattr(ds, "connect", fake_connect)
+    with pytest.raises(UsageError, match=r"download_source = 'nodejs.org'.*one of upstream, registries"):
+        images.build_images(settings_for(root, download_source="nodejs.org"), environ={})
+    with pytest.raises(ImageBuildError, match="stop here"):
+        images.build_images(settings_for(root, download_source="registries"), environ={})
 
 
 def test_unknown_image_name_is_a_usage_error(image_root, capsys):
@@ -183,6 +218,13 @@ def test_real_base_and_python_images(settings_for, image_root, docker_client, up
     assert run_in(docker_client, base, "id -u; id -g; id -un") == "1000\n1000\ncoder"
     assert run_in(docker_client, base, "sudo -n true && echo sudo-ok") == "sudo-ok"
     assert run_in(docker_client, base, "git --version").startswith("git version")
+    # Goose's installer unpacks a .tar.bz2; Copilot's CLI needs Node.js >= 22 and npm.
+    assert run_in(docker_client, base, "bzip2 --help 2>&1 | head -1").startswith("bzip2")
+    # run_in uses a login shell, as the web terminal does: /etc/profile keeps the image's PATH.
+    assert "/opt/node/default/bin" in run_in(docker_client, base, "echo $PATH").split(":")
+    node = run_in(docker_client, base, "node --version; npm --version").splitlines()
+    assert int(node[0].lstrip("v").split(".")[0]) >= 22
+    assert node[1][:1].isdigit()
     # Aider installs itself with pipx on any image (the templates' AgentAPI wiring).
     assert run_in(docker_client, base, "pipx --version")[:1].isdigit()
     assert run_in(docker_client, base, "jq --version; python3 --version; locale | head -1")
@@ -285,3 +327,35 @@ def test_real_docker_image(settings_for, image_root, docker_client, upstream_ima
     assert docker_version.startswith("Docker version")
     assert containerd_version.startswith("containerd")
     assert run_in(docker_client, ref, "sudo -n dockerd --version").startswith("Docker version")
+    # The plugins the README promises, and a client new enough for Docker 29 daemons
+    # (their minimum API is 1.44; bookworm's client spoke 1.41).
+    assert run_in(docker_client, ref, "docker buildx version").startswith("github.com/docker/buildx")
+    assert "Docker Compose version" in run_in(docker_client, ref, "docker compose version")
+    api = run_in(docker_client, ref, "docker version --format '{{.Client.APIVersion}}' 2>/dev/null || true")
+    assert tuple(int(p) for p in api.split(".")) >= (1, 44)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_real_download_images(settings_for, image_root, docker_client, upstream_image):
+    """nodejs, go and kubernetes build here from the package registries (DOWNLOAD_SOURCE)."""
+    root = image_root(real=("base", "nodejs", "go", "kubernetes"))
+    results = {r.name: r for r in images.build_images(settings_for(root), upstream_image=upstream_image)}
+    nodejs = run_in(docker_client, results["nodejs"].ref,
+                    "/opt/node/22/bin/node --version; node --version; readlink /opt/node/default;"
+                    " npm --version; tsc --version; pnpm --version")
+    node22, node24, default, *tools = nodejs.splitlines()
+    assert node22.startswith("v22.")
+    assert node24.startswith("v24.")
+    assert default == "24"
+    assert all(t for t in tools)
+    go = run_in(docker_client, results["go"].ref,
+                "go env GOVERSION GOTOOLCHAIN; gopls version | head -1; golangci-lint --version")
+    version, toolchain, gopls, lint = go.splitlines()
+    assert version == "go1.25.4"
+    assert toolchain == "auto"  # a go.mod asking for a newer Go gets it (issue 12, defect 3)
+    assert gopls.startswith("golang.org/x/tools/gopls v0.20.0")
+    assert "2.6.2" in lint
+    k8s = run_in(docker_client, results["kubernetes"].ref, "kubectl version --client; helm version --short")
+    assert "Client Version: v1.34.2" in k8s
+    assert "v3.19.0" in k8s

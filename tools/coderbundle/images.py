@@ -186,7 +186,11 @@ def build_images(  # noqa: PLR0913 - keyword-only knobs of one step
     if push and not settings.registry:
         msg = "cannot push without a registry; set [registry] host in bundle.toml or CODERBUNDLE_REGISTRY"
         raise UsageError(msg)
-    shaping = {"UPSTREAM_IMAGE": upstream_image, "EXTRA_CA_CERT_B64": _extra_ca(settings)}
+    shaping = {
+        "UPSTREAM_IMAGE": upstream_image,
+        "EXTRA_CA_CERT_B64": _extra_ca(settings),
+        "DOWNLOAD_SOURCE": _download_source(settings),
+    }
     try:
         client = ds.connect(env)
     except ImageBuildError as exc:  # no daemon: the environment, not an image, is wrong
@@ -271,6 +275,21 @@ def _obtain(
         digest = ds.push_image(ctx.client, job.repository, job.tag, progress)
         status += ", pushed"
     return image_id or "", status, digest
+
+
+DOWNLOAD_SOURCES = ("upstream", "registries")
+
+
+def _download_source(settings: Settings) -> str:
+    """``[images] download_source``; empty leaves each Dockerfile's default (upstream)."""
+    source = settings.download_source
+    if source and source not in DOWNLOAD_SOURCES:
+        msg = (
+            f"{settings.root / 'bundle.toml'}: [images] download_source = {source!r} "
+            f"(or CODERBUNDLE_DOWNLOAD_SOURCE) must be one of {', '.join(DOWNLOAD_SOURCES)}"
+        )
+        raise UsageError(msg)
+    return source
 
 
 def _upstream_id(client: docker.DockerClient, args: Mapping[str, str]) -> str:

@@ -92,6 +92,7 @@ class Settings:
     terraform: TerraformSettings = field(default_factory=TerraformSettings)
     # [workspace] subdomain_apps: web apps on subdomains (needs the server's wildcard URL).
     subdomain_apps: bool = False
+    download_source: str = ""
 
     @property
     def templates_dir(self) -> Path:
@@ -338,6 +339,7 @@ def load_settings(root: Path, env: Mapping[str, str]) -> Settings:
         extra_ca_cert=env.get("CODERBUNDLE_EXTRA_CA_CERT", images.get("extra_ca_cert", "")),
         upstream_image=env.get("CODERBUNDLE_UPSTREAM_IMAGE", images.get("upstream_image", "")),
         terraform=_terraform_settings(root, data.get("terraform", {}), env, source),
+        download_source=env.get("CODERBUNDLE_DOWNLOAD_SOURCE", images.get("download_source", "")),
     )
 
 
