@@ -47,6 +47,11 @@ def materialize_case(name: str, dest: Path) -> None:
         settings = tomllib.loads((dest / "template.toml").read_text())
         settings.update(overrides)
         (dest / "template.toml").write_text(_toml(settings))
+    # [images] <name> = "<Dockerfile text>": an image of the case's own beside the repo's.
+    for image, dockerfile in case.get("images", {}).items():
+        folder = dest.parent.parent / "images" / image
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "Dockerfile").write_text(dockerfile)
 
 
 def _toml(data: dict) -> str:

@@ -164,7 +164,8 @@ def test_image_facts_come_from_the_real_dockerfiles():
     assert node
     assert go
     assert {"bzip2", "curl", "git", "jq", "sudo", "pipx"} <= base.commands
-    assert "node" not in base.commands
+    # Every image ships Node.js (GitHub Copilot's CLI in every template needs it).
+    assert {"node", "npm"} <= base.commands
     assert {"node", "npm"} <= node.commands
     assert {"go", "gofmt", "gopls", "golangci-lint"} <= go.commands
     assert {"kubectl", "helm"} <= image_facts(images, "kubernetes").commands  # type: ignore[union-attr]

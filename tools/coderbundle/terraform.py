@@ -98,7 +98,9 @@ def toolchain(settings: Settings) -> Iterator[Toolchain]:
     env = {"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
     summary = _summary(binary, settings)
     config_path = settings.build_dir / ".cache" / "terraform" / "cli.tfrc"
-    plugin_cache = settings.build_dir / ".cache" / "terraform" / "plugins"
+    # No plugin cache: terraform links unpacked mirror packages in place, and a cache would
+    # keep a stale copy when the mirror is rebuilt.
+    plugin_cache = None
     if module_mirror is None:
         if provider_mirror is not None:
             env["TF_CLI_CONFIG_FILE"] = str(
@@ -227,8 +229,10 @@ def first_error(text: str) -> str:
 def init_dir(directory: Path, scratch: Path, tc: Toolchain) -> Outcome | None:
     """Copy ``directory`` to ``scratch`` (keeping its .terraform) and run init; an Outcome if it failed."""
     scratch.mkdir(parents=True, exist_ok=True)
+    # .terraform is kept (its module and provider links make init quick); the lock file is
+    # not: a rebuilt mirror (a new stand-in, a new provider build) must not fail the hashes.
     for old in scratch.iterdir():
-        if old.name not in {".terraform", ".terraform.lock.hcl"}:
+        if old.name != ".terraform":
             shutil.rmtree(old) if old.is_dir() else old.unlink()
     for path in directory.iterdir():
         if path.is_file():
