@@ -46,6 +46,8 @@ class TemplateResult:
     problems: list[Problem] = field(default_factory=list)
     terraform_validate: str = "not run"
     cached: bool = False
+    # What terraform validate ran with (kept in the cache, so a cached report says it too).
+    toolchain: str = ""
 
 
 @dataclass
@@ -203,15 +205,17 @@ def validate_templates(
         results.append(result)
         todo.append((r, result, cache))
     if not todo:
-        return Report(results)
+        return Report(results, next((r.toolchain for r in results if r.toolchain), ""))
     binary = shutil.which(settings.terraform.binary)
     checked, fmt = _check_all([r for r, _, _ in todo], versions, binary)
     for (_, result, _), problems in zip(todo, checked, strict=True):
         result.problems = problems
     toolchain = _run_terraform([(r, res) for r, res, _ in todo], settings, fmt)
+    for _, result, _ in todo:
+        result.toolchain = toolchain
     for _, result, cache in todo:
         _store(cache, result)
-    return Report(results, toolchain)
+    return Report(results, toolchain or next((r.toolchain for r in results if r.toolchain), ""))
 
 
 def _run_terraform(
