@@ -447,7 +447,7 @@ CASES = [
         both(
             edit("bundle.toml", 'provider_mirror = ""', 'provider_mirror = "m"'),
             edit("bundle.toml", 'module_mirror = ""', 'module_mirror = "n"'),
-            edit("bundle.toml", "[images]\n", '[images]\ndownload_source = "registries"\n'),
+            edit("bundle.toml", 'download_source = "upstream"', 'download_source = "registries"'),
             edit("bundle.toml", "[workspace]\n", "[workspace]\nsubdomain_apps = true\n"),
         ),
         R,
@@ -455,7 +455,7 @@ CASES = [
     ),
     Case(
         "download-source-bad",
-        edit("bundle.toml", "[images]\n", '[images]\ndownload_source = "mirror"\n'),
+        edit("bundle.toml", 'download_source = "upstream"', 'download_source = "mirror"'),
         R,
         2,
         ("images.download_source", "'upstream' or 'registries'"),

@@ -82,9 +82,12 @@ def test_tools_reach_the_settings_and_the_readme_context(bundle):
     ("text", "message"),
     [
         ('\ntools = "git"\n', "array of tables"),
-        ('\n[[tools]]\nname = "Git"\n', "exactly a non-empty 'name' and 'check'"),
+        ('\n[[tools]]\nname = "Git"\n', "missing key 'tools[0].check'"),
         ('\n[[tools]]\nname = "Git"\ncheck = ""\n', "exactly a non-empty 'name' and 'check'"),
-        ('\n[[tools]]\nname = "Git"\ncheck = "git --version"\nversion = "2"\n', "exactly a non-empty"),
+        (
+            '\n[[tools]]\nname = "Git"\ncheck = "git --version"\nversion = "2"\n',
+            "unknown key 'tools[0].version'",
+        ),
         (
             (
                 '\n[[tools]]\nname = "Git"\ncheck = "git --version"\n'
