@@ -18,11 +18,11 @@ from fuzz_harness import fuzz, leftovers
 FUZZ_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "fuzz"
 REGRESSIONS = sorted(p.name for p in FUZZ_FIXTURES.iterdir() if p.is_dir())
 SEED = 20261130
-COUNT = 160
+COUNT = 400
 
 
 def test_fuzz_a_few_hundred_inputs():
-    summary = fuzz(COUNT, SEED, limit=30.0, cli_every=40)
+    summary = fuzz(COUNT, SEED, limit=30.0, cli_every=50)
     assert len(summary.outcomes) == COUNT
     report = "\n\n".join(f"[{o.index}] {o.target}: {o.problem}\n{o.output}" for o in summary.failures)
     assert not summary.failures, report
