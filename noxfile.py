@@ -172,7 +172,7 @@ def deploy(session: nox.Session) -> None:
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
     """Benchmarks: validation, publishing, images (images need a Docker daemon)."""
-    _install(session, *TEST_DEPS, "checkov")
+    _install(session, *TEST_DEPS)
     session.env.update(_tools_env())
     session.run("python", "scripts/bench_validate.py")
     session.run("python", "scripts/bench_publish.py")

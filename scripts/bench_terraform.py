@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+CHECKOV_VENV = "/var/tmp/checkov-venv/bin/checkov"  # noqa: S108 - the venv .ci/run makes
 
 
 def timed(argv: list[str], *, check: bool = True) -> tuple[float, subprocess.CompletedProcess[str]]:
@@ -61,7 +62,10 @@ def main() -> int:
     results["validate_cold_s"] = median([*cli, "validate", "--no-cache"], args.runs)
     _, last = timed([*cli, "validate", "--no-cache", "--format", "json"])
     toolchain = json.loads(last.stdout).get("toolchain", "")
-    checkov = shutil.which("checkov")
+    # checkov's pins clash with ours: it lives in a venv of its own (.ci/run makes it).
+    checkov = os.environ.get("CHECKOV") or shutil.which("checkov")
+    if checkov is None and Path(CHECKOV_VENV).is_file():
+        checkov = CHECKOV_VENV
     if checkov:
         argv = [checkov, "-d", "build/templates", "--framework", "terraform", "--quiet", "--compact"]
         results["checkov_s"] = median(argv, args.runs, check=False)
