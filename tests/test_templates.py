@@ -562,7 +562,9 @@ def test_ai_agents_wait_for_the_clone(tree):
     assert "local.clone_marker" in start
 
 
-def _run(script: str, tmp: Path, marker: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    script: str, tmp: Path, marker: Path, *, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
     path = tmp / "script.sh"
     path.write_text(script.replace("/tmp/coderbundle-clone-done", str(marker)))  # noqa: S108 - replaced
     return subprocess.run(
@@ -570,7 +572,7 @@ def _run(script: str, tmp: Path, marker: Path, **env: str) -> subprocess.Complet
         capture_output=True,
         text=True,
         check=False,
-        timeout=60,
+        timeout=timeout,
         env={"PATH": os.environ["PATH"], "HOME": str(tmp), **env},
     )
 
@@ -592,7 +594,11 @@ def test_wait_for_clone_scripts_order_the_start(rendered, tmp_path):
     marker = tmp_path / "clone-done"
     # No repository: nothing to wait for.
     assert _run(without["wait"], tmp_path, marker).returncode == 0
-    # A repository that is not cloned: the wait gives up with a message, never succeeds.
+    # A repository that is not cloned: by default the wait has no limit (the agent must
+    # never write into the folder first) ...
+    with pytest.raises(subprocess.TimeoutExpired):
+        _run(with_repo["wait"], tmp_path, marker, timeout=3)
+    # ... and with a limit set, it gives up with a message, never succeeds.
     failed = _run(with_repo["wait"], tmp_path, marker, CODERBUNDLE_CLONE_WAIT="1")
     assert failed.returncode == 1
     assert "not cloned" in failed.stderr
