@@ -479,6 +479,8 @@ def test_the_provisioner_holds_no_workload_rights_cluster_wide(case):
         return
     assert held == {
         ("", "namespaces"): {"create", "get", "patch", "delete"},
+        # the kubernetes template's isolation policy in the namespaces it creates
+        ("networking.k8s.io", "networkpolicies"): {"create", "get", "patch", "delete"},
         ("rbac.authorization.k8s.io", "rolebindings"): BINDINGS,
         ("rbac.authorization.k8s.io", "clusterroles"): {"bind"},
     }
@@ -891,6 +893,23 @@ def test_namespace_guard_confines_coderd_to_workspace_namespaces():
     assert not admit(policy, *binding("vault"))
     assert not admit(policy, *binding(ws, "cluster-admin"))
     assert not admit(policy, *binding(ws, sa_namespace="code"))  # coderd binding itself
+    # The kubernetes template's isolation policy: in its own namespaces only (not, say,
+    # one that opens PostgreSQL's namespace).
+    assert admit(policy, *network_policy(ws))
+    assert admit(policy, network_policy(ws)[0] | {"operation": "DELETE"}, None)
+    assert not admit(policy, *network_policy("db"))
+    assert not admit(policy, *network_policy("code"))
+
+
+def network_policy(namespace: str) -> tuple[dict, dict]:
+    request = {
+        "operation": "CREATE",
+        "name": "coder-workspace-isolation",
+        "namespace": namespace,
+        "resource": {"group": "networking.k8s.io", "version": "v1", "resource": "networkpolicies"},
+        "userInfo": {"username": CODERD},
+    }
+    return request, {"metadata": {"name": "coder-workspace-isolation", "namespace": namespace}}
 
 
 def egress_allows(policy: dict, ip: str, port: int) -> bool:

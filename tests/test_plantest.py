@@ -256,7 +256,7 @@ def test_shared_workload_namespace_binds_the_chart_shared_developer_role(bundle)
     scratch = settings.build_dir / "plan"
     with terraform.toolchain(settings) as tc:
         assert terraform.init_dir(rendered.path, scratch, tc) is None
-        bindings = {}
+        bindings, policies = {}, {}
         for shared in ("", "team-sandbox"):
             case = plantest.Case(
                 "kubernetes", "defaults", "start", variables=(("workload_namespace", shared),)
@@ -269,4 +269,19 @@ def test_shared_workload_namespace_binds_the_chart_shared_developer_role(bundle)
                 if r["type"] == "kubernetes_role_binding_v1"
             ]
             bindings[shared] = binding["values"]["role_ref"][0]["name"]
+            policies[shared] = [
+                r["values"]
+                for r in invariants._walk(plan["planned_values"]["root_module"])
+                if r["type"] == "kubernetes_network_policy_v1"
+            ]
     assert bindings == {"": "coder-workspace-developer", "team-sandbox": "coder-workspace-developer-shared"}
+    # Its own namespace gets the isolation policy (a shared one has the chart's).
+    assert policies["team-sandbox"] == []
+    (policy,) = policies[""]
+    assert policy["metadata"][0]["namespace"].startswith("coder-ws-")
+    spec = policy["spec"][0]
+    assert spec["policy_types"] == ["Ingress", "Egress"]
+    blocks = [to["ip_block"][0] for rule in spec["egress"] for to in rule["to"] if to["ip_block"]]
+    (internet,) = blocks
+    assert internet["cidr"] == "0.0.0.0/0"
+    assert {"10.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"} <= set(internet["except"])
