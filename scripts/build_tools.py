@@ -313,12 +313,11 @@ def build_module_stubs(cache: Cache) -> Path:
 def write_cli_config(cache: Cache) -> Path:
     """The CLI configuration that installs providers from the mirror only."""
     config = cache.root / "terraform.tfrc"
-    plugin_cache = cache.root / "plugin-cache"
-    plugin_cache.mkdir(parents=True, exist_ok=True)
+    # No plugin cache: terraform links the mirror's unpacked packages in place, and a cache
+    # would keep a stale copy once the mirror is rebuilt (as coderbundle's own config).
+    shutil.rmtree(cache.root / "plugin-cache", ignore_errors=True)
     config.write_text(
         "# Written by scripts/build_tools.py: providers only from the local filesystem mirror.\n"
-        f'plugin_cache_dir = "{plugin_cache}"\n'
-        "plugin_cache_may_break_dependency_lock_file = true\n"
         "provider_installation {\n"
         "  filesystem_mirror {\n"
         f'    path    = "{cache.root / "providers"}"\n'
@@ -355,7 +354,7 @@ def main() -> int:
         print(f"export CODERBUNDLE_TERRAFORM={terraform}")
         print(f"export CODERBUNDLE_PROVIDER_MIRROR={cache.root / 'providers'}")
         print(f"export CODERBUNDLE_MODULE_MIRROR={modules}")
-        print(f"export CODERBUNDLE_TERRAFORM_CLI_CONFIG={config}")
+        print(f"# terraform by hand, providers from the mirror: export TF_CLI_CONFIG_FILE={config}")
     return 0
 
 
