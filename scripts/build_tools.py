@@ -33,6 +33,7 @@ A second run checks the manifest and the files' sha256 and builds nothing.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
@@ -185,9 +186,19 @@ class Cache:
                 json.dumps(self.manifest[key], indent=1, sort_keys=True) + "\n", encoding="utf-8"
             )
         self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        tmp.replace(self.manifest_path)
+        # Several builds may share the cache (a tools run beside a test run): re-read the
+        # manifest under a lock and change only this entry, so no build loses another's.
+        with (self.root / "manifest.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                on_disk = json.loads(self.manifest_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                on_disk = {}
+            on_disk[key] = self.manifest[key]
+            self.manifest = on_disk
+            tmp = self.manifest_path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            tmp.replace(self.manifest_path)
 
 
 def build_terraform(cache: Cache, version: str) -> Path:
