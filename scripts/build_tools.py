@@ -15,6 +15,10 @@ What it builds (versions from templates/_shared/versions.toml):
   proxy serves it; otherwise the stand-in provider of tests/standin/ (schema
   data over Terraform's plugin protocol), recorded as a stand-in, never as the
   real provider;
+* the Coder server and CLI (one ``coder`` binary, the AGPL build of
+  ``./cmd/coder``) for the tests that publish to a real deployment: the
+  chart's ``appVersion`` first, then the newest fallback the Go module proxy
+  serves whole (``CODER_SERVER_FALLBACKS``); the manifest records which one;
 * stub modules for every ``[modules.*]`` pin, generated from
   tools/coderbundle/data/modules.json (the exact variables and their types;
   outputs are strings, as every pinned module's outputs are).
@@ -22,6 +26,7 @@ What it builds (versions from templates/_shared/versions.toml):
 Layout of the cache (default ``~/.cache/coderbundle/tools``)::
 
     terraform/<version>/terraform
+    coder/<version>/coder
     providers/registry.terraform.io/<ns>/<type>/<version>/<os>_<arch>/terraform-provider-<type>_v<version>
     modules/registry.coder.com/<ns>/<name>/coder/<version>/main.tf
     terraform.tfrc        provider_installation { filesystem_mirror } + plugin cache
@@ -65,6 +70,12 @@ GO_MODULES = {
     "coder/coder": "github.com/coder/terraform-provider-coder/v2",
     "hashicorp/kubernetes": "github.com/hashicorp/terraform-provider-kubernetes",
 }
+CODER_MODULE = "github.com/coder/coder/v2"
+# Tried after the chart's appVersion, newest first: the Go module proxy refuses every
+# 2.31+ zip here, and 2.30.0 builds from its unmodified go.mod (the refused modules,
+# aibridge and boundary, are imported under enterprise/ only, which ./cmd/coder leaves out).
+CODER_SERVER_FALLBACKS = ("2.30.0",)
+CHART = ROOT / "chart" / "Chart.yaml"
 # The kubernetes provider's module path lacks /v2, so its v2 tags are reachable
 # only through a pseudo-version of the tag's commit.
 PSEUDO_VERSIONS = {("hashicorp/kubernetes", "2.38.0"): "v1.13.5-0.20250721172020-be88f4427105"}
@@ -116,13 +127,13 @@ def go_download(module: str, version: str) -> Path | str:
     return " ".join(reason.split())
 
 
-def go_build(src: Path, out: Path, ldflags: str = "-s -w") -> None:
-    """``go build`` the main package in ``src`` into ``out`` (static, trimmed paths)."""
+def go_build(src: Path, out: Path, ldflags: str = "-s -w", package: str = ".") -> None:
+    """``go build`` the main ``package`` in ``src`` into ``out`` (static, trimmed paths)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"}
     log(f"go build in {src} -> {out}")
     subprocess.run(
-        ["go", "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(out), "."],
+        ["go", "build", "-trimpath", f"-ldflags={ldflags}", "-o", str(out), package],
         cwd=src,
         env=env,
         check=True,
@@ -228,6 +239,56 @@ def build_terraform(cache: Cache, version: str) -> Path:
         notes=notes,
     )
     return out
+
+
+def chart_app_version() -> str:
+    """The Coder release the chart deploys (``appVersion`` in chart/Chart.yaml)."""
+    match = re.search(r'^appVersion:\s*"?([0-9][^"\s]*)"?', CHART.read_text(encoding="utf-8"), re.MULTILINE)
+    if not match:
+        raise SystemExit(f"{CHART}: no appVersion")
+    return match.group(1)
+
+
+def build_coder_server(cache: Cache) -> Path:
+    """The ``coder`` binary (server and CLI) at the chart's appVersion, or the newest fallback.
+
+    A version the proxy refuses is skipped with its reason; the manifest says which
+    version was built and what was tried before it.
+    """
+    wanted = chart_app_version()
+    entry = cache.manifest.get("coder-server", {})
+    if entry and cache.current("coder-server", entry["version"], wanted):  # built for this appVersion
+        return cache.root / entry["path"]
+    tried: list[str] = []
+    for version in dict.fromkeys((wanted, *CODER_SERVER_FALLBACKS)):
+        out = cache.root / "coder" / version / "coder"
+        src = go_download(CODER_MODULE, f"v{version}")
+        if isinstance(src, str):
+            log(f"coder {version} cannot be had here: {src}")
+            tried.append(f"{version}: {src}")
+            continue
+        with tempfile.TemporaryDirectory(prefix="coder-src-") as tmp:
+            work = Path(tmp) / "coder"
+            shutil.copytree(src, work)
+            for path in work.rglob("*"):
+                path.chmod(path.stat().st_mode | 0o200)
+            tag = f"-s -w -X github.com/coder/coder/v2/buildinfo.tag={version}"
+            go_build(work, out, tag, package="./cmd/coder")
+        notes = "the AGPL build of ./cmd/coder from the unmodified go.mod"
+        if version != wanted:
+            notes += f"; the chart's appVersion {wanted} could not be built ({'; '.join(tried)})"
+        cache.record(
+            "coder-server",
+            out,
+            version=version,
+            inputs=wanted,
+            kind="built from source",
+            source=f"{CODER_MODULE}@v{version}",
+            chart_app_version=wanted,
+            notes=notes,
+        )
+        return out
+    raise SystemExit(f"coder: no version could be built ({'; '.join(tried)})")
 
 
 def standin_python(cache: Cache) -> str:
@@ -357,6 +418,7 @@ def main() -> int:
     for address in ("coder/coder", "hashicorp/kubernetes"):
         key = address.split("/")[1]
         build_provider(cache, address, pinned(versions["providers"][key]["version"]))
+    coder = build_coder_server(cache)
     modules = build_module_stubs(cache)
     config = write_cli_config(cache)
     for key, entry in sorted(cache.manifest.items()):
@@ -365,6 +427,7 @@ def main() -> int:
         print(f"export CODERBUNDLE_TERRAFORM={terraform}")
         print(f"export CODERBUNDLE_PROVIDER_MIRROR={cache.root / 'providers'}")
         print(f"export CODERBUNDLE_MODULE_MIRROR={modules}")
+        print(f"# the coder CLI (and server) the real-deployment tests use: {coder}")
         print(f"# terraform by hand, providers from the mirror: export TF_CLI_CONFIG_FILE={config}")
     return 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tomllib
 from pathlib import Path
@@ -91,3 +92,23 @@ def bundle(tmp_path):
         return make_bundle(tmp_path / "bundle", *fixtures, real=real)
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def coder_deployment():
+    """A real Coder deployment (tests/coder_deployment.py), one per test session.
+
+    Skips, saying why, where the machine cannot run one (no Coder built by
+    `nox -s tools`, no PostgreSQL); with CODERBUNDLE_REQUIRE_REAL_CODER=1 (.ci/run)
+    that is a failure instead.
+    """
+    from coder_deployment import CoderDeployment, Unavailable  # noqa: PLC0415 - tests/ module
+
+    try:
+        deployment = CoderDeployment()
+    except Unavailable as exc:
+        if os.environ.get("CODERBUNDLE_REQUIRE_REAL_CODER"):
+            pytest.fail(f"real Coder server required: {exc}")
+        pytest.skip(f"real Coder server: {exc}")
+    with deployment:
+        yield deployment

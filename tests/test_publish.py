@@ -23,12 +23,22 @@ if TYPE_CHECKING:
 API_KEY = "sk-ant-standin-SECRET-api-key-42"
 DIGEST = "sha256:" + "ab" * 32
 IMAGE_REF = f"registry.example.com/coderbundle/base@{DIGEST}"
+IMAGE_ENTRY = {
+    "repository": "registry.example.com/coderbundle/base",
+    "tag": "2026.11",
+    "image_id": "sha256:" + "cd" * 32,
+    "digest": DIGEST,
+    "reference": IMAGE_REF,
+    "pushed": True,
+}
 
 
 @pytest.fixture
 def root(tmp_path, monkeypatch):
     monkeypatch.setenv("CODERBUNDLE_TERRAFORM_VALIDATE", "never")  # validation has its own tests
-    return make_bundle(tmp_path / "bundle", ("alpha", "beta", "gamma"), secret=("gamma",))
+    bundle = make_bundle(tmp_path / "bundle", ("alpha", "beta", "gamma"), secret=("gamma",))
+    write_manifest(bundle, base=IMAGE_ENTRY)  # a live publish ships only built images
+    return bundle
 
 
 @pytest.fixture
@@ -104,7 +114,7 @@ def test_push_argv_is_what_the_real_cli_expects(root, coder):
     assert not any(API_KEY in a or coder.state.token in a for a in argv)
     version = coder.state.active_version("gamma")
     values = coder.state.version_variables[version["id"]]
-    assert values == {"anthropic_api_key": API_KEY, "namespace": "coder-workspaces"}
+    assert values == {"anthropic_api_key": API_KEY, "image": IMAGE_REF, "namespace": "coder-workspaces"}
 
 
 def test_unchanged_rerun_pushes_nothing(root, coder, capsys):
@@ -116,7 +126,8 @@ def test_unchanged_rerun_pushes_nothing(root, coder, capsys):
     assert len(pushes(coder)) == before
     assert summary["counts"] == {"unchanged": 3}
     assert not [r for r in coder.state.requests if r[1] == "PATCH"]
-    assert summary["api_requests"] == 1 + 3 * 2
+    # organizations, external auth, build info, entitlements; then template + active version each
+    assert summary["api_requests"] == 4 + 3 * 2
 
 
 def test_one_changed_template_pushes_exactly_one(root, coder, capsys):
@@ -131,18 +142,9 @@ def test_one_changed_template_pushes_exactly_one(root, coder, capsys):
 
 
 def test_image_digest_from_the_manifest_is_passed_and_changes_the_hash(root, coder, capsys):
-    assert publish(root, "alpha") == 0
-    write_manifest(
-        root,
-        base={
-            "repository": "registry.example.com/coderbundle/base",
-            "tag": "2026.11",
-            "image_id": "sha256:" + "cd" * 32,
-            "digest": DIGEST,
-            "reference": IMAGE_REF,
-            "pushed": True,
-        },
-    )
+    (root / "build" / "images.json").unlink()
+    assert publish(root, "alpha", "--allow-default-image") == 0
+    write_manifest(root, base=IMAGE_ENTRY)
     code, summary = publish_json(root, capsys, "alpha")
     assert code == 0
     assert summary["counts"] == {"pushed": 1}
@@ -256,6 +258,7 @@ def test_embedded_default_writes_tar_and_plan_and_exits_0(root, monkeypatch, cap
     monkeypatch.delenv("CODER_URL", raising=False)
     monkeypatch.delenv("CODER_SESSION_TOKEN", raising=False)
     monkeypatch.delenv(API_KEY_ENV, raising=False)
+    (root / "build" / "images.json").unlink()
     assert publish(root) == 0
     err = capsys.readouterr().err
     assert "CODER_URL" in err
@@ -268,6 +271,8 @@ def test_embedded_default_writes_tar_and_plan_and_exits_0(root, monkeypatch, cap
         assert tar.read_bytes() == archive_directory(root / "build" / "templates" / entry["name"])
         assert entry["image"]["value"] is None
         assert "template default" in entry["image"]["source"]
+        assert entry["image"]["effective"] == "codercom/example-base:ubuntu"
+        assert entry["image"]["pinned"] is False
     gamma = plan["templates"][2]
     assert gamma["variables"]["anthropic_api_key"] == "unset"
 
@@ -309,6 +314,7 @@ def test_missing_token_and_missing_cli_are_clear(root, coder, monkeypatch, capsy
 
 def test_image_manifest_reader_keeps_only_pushed_digests(root):
     settings = load_settings(root, {})
+    (root / "build" / "images.json").unlink()
     assert read_image_manifest(settings) == {}
     write_manifest(
         root,

@@ -227,8 +227,8 @@ def test_api_keys_are_sensitive_variables_from_template_toml(tree):
 
 
 def test_git_clone_and_gitlab_auth(tree):
-    auth = one(tree, "data", "coder_external_auth", "gitlab")
-    assert literal(auth.get("id")) == "gitlab"
+    auth = one(tree, "data", "coder_external_auth", "git")
+    assert literal(auth.get("id")) == "gitlab"  # bundle.toml [coder] external_auth, as the chart
     assert auth.get("optional") is True
     clone = one(tree, "module", "git-clone")
     assert "data.coder_parameter.repo_url" in references(clone.get("count"))

@@ -171,6 +171,9 @@ class Api:
         self.s = state
         self.routes = [
             ("GET", r"/buildinfo", self.buildinfo),
+            ("GET", r"/entitlements", self.entitlements),
+            ("GET", r"/external-auth", self.external_auth),
+            ("GET", r"/templateversions/([^/]+)/rich-parameters", self.rich_parameters),
             ("GET", r"/organizations", self.organizations),
             ("GET", r"/organizations/([^/]+)/templates/([^/]+)", self.get_template),
             ("POST", r"/organizations/([^/]+)/templates", self.create_template),
@@ -200,6 +203,16 @@ class Api:
             "webpush_public_key": "",
             "workspace_proxy": False,
         }
+
+    def entitlements(self, _m: re.Match[str], _b: Any) -> Any:
+        """A licensed deployment: advanced template scheduling applies (the real one here has no licence)."""
+        return {"features": {"advanced_template_scheduling": {"entitlement": "entitled", "enabled": True}}}
+
+    def external_auth(self, _m: re.Match[str], _b: Any) -> Any:
+        return {"providers": [{"id": "gitlab", "type": "gitlab"}], "links": []}
+
+    def rich_parameters(self, _m: re.Match[str], _b: Any) -> Any:
+        return []  # the stand-in extracts nothing; the upgrade gate is proven on the real server
 
     def organizations(self, _m: re.Match[str], _b: Any) -> Any:
         return self.s.orgs
@@ -350,6 +363,10 @@ class _Handler(BaseHTTPRequestHandler):
             with state.lock:
                 state.files[fid] = raw
             return {"hash": fid}
+        if (found := re.fullmatch(r"/files/([^/]+)", path)) and method == "GET":
+            if found[1] not in state.files:
+                raise _fail(404, "File not found.")
+            return state.files[found[1]]
         data = json.loads(raw) if raw else None
         for verb, pattern, func in self.server.api.routes:
             match = re.fullmatch(pattern, path)
@@ -369,10 +386,11 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(200, {"echo_token": state.echo_token})
 
     def _send(self, status: int, body: object) -> None:
-        data = b"" if status == 304 or body is None else json.dumps(body).encode()
+        raw = isinstance(body, bytes)
+        data = b"" if status == 304 or body is None else body if raw else json.dumps(body).encode()
         self.send_response(status)
         if data:
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "application/x-tar" if raw else "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

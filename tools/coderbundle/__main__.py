@@ -82,6 +82,8 @@ def _cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
             dry_run=args.dry_run,
             fmt=args.format,
             build_images=args.images,
+            accept_breaking=args.accept_breaking,
+            allow_default_image=args.allow_default_image,
         )
     except ValidationFailed as exc:
         if args.format != "json" or exc.report is None:
@@ -217,6 +219,16 @@ def _parser() -> argparse.ArgumentParser:
         dest="images",
         action="store_false",
         help="do not build and push images first (use build/images.json as it is)",
+    )
+    p.add_argument(
+        "--accept-breaking",
+        action="store_true",
+        help="activate new versions the upgrade-safety gate blocks (docs/publishing.md)",
+    )
+    p.add_argument(
+        "--allow-default-image",
+        action="store_true",
+        help="publish templates whose image was not built here with their default image",
     )
     p.set_defaults(func=_cmd_publish)
 

@@ -89,16 +89,22 @@ class CoderAPI:
             self._local.session = session
         return session
 
-    def _send(self, method: str, path: str, body: object) -> requests.Response:
+    def _send(self, method: str, path: str, body: object, raw: bytes | None) -> requests.Response:
         with self._lock:
             self.requests_made += 1
-        return self._session().request(method, f"{self.url}/api/v2{path}", json=body, timeout=self._timeout)
+        url = f"{self.url}/api/v2{path}"
+        if raw is not None:
+            headers = {"Content-Type": "application/x-tar"}
+            return self._session().request(method, url, data=raw, headers=headers, timeout=self._timeout)
+        return self._session().request(method, url, json=body, timeout=self._timeout)
 
-    def request(self, method: str, path: str, body: object = None) -> requests.Response:
+    def request(
+        self, method: str, path: str, body: object = None, *, raw: bytes | None = None
+    ) -> requests.Response:
         """Send one request, retrying connection errors and 5xx; raise on 401/403."""
         for attempt in range(1, self._tries + 1):
             try:
-                resp = self._send(method, path, body)
+                resp = self._send(method, path, body, raw)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt == self._tries:
                     msg = f"{method} {self.url}{path}: cannot reach Coder ({type(exc).__name__})"
@@ -126,8 +132,8 @@ class CoderAPI:
             raise PublishError(msg)
         return resp
 
-    def _json(self, method: str, path: str, body: object = None) -> Any:
-        resp = self.request(method, path, body)
+    def _json(self, method: str, path: str, body: object = None, *, raw: bytes | None = None) -> Any:
+        resp = self.request(method, path, body, raw=raw)
         if resp.status_code in (_NOT_FOUND, _NOT_MODIFIED):
             return None
         try:
@@ -167,6 +173,51 @@ class CoderAPI:
     def promote(self, template_id: str, version_id: str) -> None:
         """Make an existing version the active one."""
         self._json("PATCH", f"/templates/{template_id}/versions", {"id": version_id})
+
+    def buildinfo(self) -> dict[str, Any] | None:
+        """``GET /buildinfo``: the server's version."""
+        found: dict[str, Any] | None = self._json("GET", "/buildinfo")
+        return found
+
+    def external_auth_ids(self) -> list[str] | None:
+        """The ids of the deployment's external auth providers (``None``: the server has no such list)."""
+        found = self._json("GET", "/external-auth")
+        if not isinstance(found, dict):
+            return None
+        return sorted(str(p.get("id", "")) for p in found.get("providers") or [])
+
+    def entitled(self, feature: str) -> bool:
+        """Whether a licensed feature is on; the open-source build has no entitlements (False)."""
+        found = self._json("GET", "/entitlements")
+        if not isinstance(found, dict):
+            return False
+        entry = (found.get("features") or {}).get(feature) or {}
+        return entry.get("entitlement") in ("entitled", "grace_period") and bool(entry.get("enabled"))
+
+    def upload(self, archive: bytes) -> str:
+        """Upload a template archive; its file id."""
+        return str(self._json("POST", "/files", raw=archive)["hash"])
+
+    def file(self, file_id: str) -> bytes:
+        """A file the deployment stores (a template version's archive)."""
+        return self.request("GET", f"/files/{file_id}").content
+
+    def import_version(self, org_id: str, file_id: str, variables: dict[str, str]) -> dict[str, Any]:
+        """Import an archive as a version of no template (users never see it); the new version."""
+        body = {
+            "storage_method": "file",
+            "provisioner": "terraform",
+            "file_id": file_id,
+            "user_variable_values": [{"name": k, "value": v} for k, v in sorted(variables.items())],
+        }
+        found: dict[str, Any] = self._json("POST", f"/organizations/{org_id}/templateversions", body)
+        return found
+
+    def rich_parameters(self, version_id: str) -> list[dict[str, Any]]:
+        """The parameters the server extracted from a version (``/rich-parameters``)."""
+        path = f"/templateversions/{version_id}/rich-parameters"
+        found: list[dict[str, Any]] = self._json("GET", path) or []
+        return found
 
     def update_template(self, current: dict[str, Any], changes: dict[str, Any]) -> None:
         """Apply ``changes`` on top of the template's current settings."""

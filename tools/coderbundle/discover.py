@@ -51,6 +51,8 @@ class TemplateSettings:
     # The tools the README promises, one [[tools]] table each: the README lists them
     # and the image start test runs each ``check`` in a started workspace.
     tools: tuple[Tool, ...] = ()
+    # [upgrade] accept: upgrade-gate findings accepted on purpose ("parameter-removed:old").
+    accept: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,8 @@ def _load_settings(folder: Path) -> TemplateSettings:
     known = TemplateSettings.__dataclass_fields__
     values = {k: v for k, v in data.items() if k in known}
     tools = _load_tools(path, data.get("tools", []))
-    return TemplateSettings(**{**values, "tags": tuple(data["tags"]), "tools": tools})
+    accept = tuple(data.get("upgrade", {}).get("accept", ()))
+    return TemplateSettings(**{**values, "tags": tuple(data["tags"]), "tools": tools, "accept": accept})
 
 
 def _load_tools(path: Path, entries: object) -> tuple[Tool, ...]:

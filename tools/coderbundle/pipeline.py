@@ -35,6 +35,8 @@ def publish_all(  # noqa: PLR0913 - keyword-only switches of the main job
     dry_run: bool = False,
     fmt: str = "text",
     build_images: bool = True,
+    accept_breaking: bool = False,
+    allow_default_image: bool = False,
 ) -> PublishResult:
     """Render, validate (all or nothing), build and push images, then publish."""
     rendered = render_all(settings, names)
@@ -51,7 +53,16 @@ def publish_all(  # noqa: PLR0913 - keyword-only switches of the main job
     _build_images(settings, rendered, skip=dry_run or not build_images)
     images = read_image_manifest(settings)
     with progress_display(len(rendered)) as done:
-        return publish_templates(rendered, settings, images=images, env=env, dry_run=dry_run, on_done=done)
+        return publish_templates(
+            rendered,
+            settings,
+            images=images,
+            env=env,
+            dry_run=dry_run,
+            accept_breaking=accept_breaking,
+            allow_default_image=allow_default_image,
+            on_done=done,
+        )
 
 
 def _build_images(settings: Settings, rendered: Sequence[RenderedTemplate], *, skip: bool) -> None:

@@ -12,8 +12,10 @@ settings are brought to the wanted state through the REST API.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,7 +37,14 @@ from coderbundle import process
 from coderbundle.coder_api import CoderAPI, CoderAuthError, Organization
 from coderbundle.console import err_console
 from coderbundle.errors import CommandFailed, EnvError, PublishError
-from coderbundle.publish_plan import archive_directory, plan_templates, read_image_manifest, write_artifacts
+from coderbundle.publish_plan import (
+    annotate_plan,
+    archive_directory,
+    plan_templates,
+    read_image_manifest,
+    write_artifacts,
+)
+from coderbundle.upgrade_gate import Finding, check_upgrade, tf_files
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -56,6 +65,28 @@ __all__ = [
 ]
 
 _MAX_RETRY_NAMES = 20
+# Template fields only a licensed deployment applies (advanced template scheduling); the
+# open-source server accepts them in a PATCH and keeps its old value (schedule.agplTemplateScheduleStore).
+LICENSED_FIELDS = (
+    "time_til_dormant_ms",
+    "time_til_dormant_autodelete_ms",
+    "failure_ttl_ms",
+    "autostop_requirement",
+    "autostart_requirement",
+    "allow_user_autostart",
+    "allow_user_autostop",
+)
+# A push that failed on the way, not on the template: a proxy's 502/503/504, a reset
+# connection, or two imports inserting the same modules archive at once (coderd's
+# files_hash_created_by_key race between parallel pushes).  Retried with backoff.
+_TRANSIENT = re.compile(
+    r"files_hash_created_by_key|connection reset|connection refused|\bEOF\b|broken pipe"
+    r"|\b50[234]\b|Bad Gateway|Service Unavailable|Gateway Timeout|i/o timeout",
+    re.IGNORECASE,
+)
+_PUSH_TRIES = 4
+_IMPORT_POLL = 0.5
+_IMPORT_TIMEOUT = 1800.0
 
 
 @dataclass
@@ -63,10 +94,12 @@ class Outcome:
     """What happened to one template."""
 
     name: str
-    status: str  # planned | unchanged | would-push | pushed | failed | skipped
+    status: str  # planned | unchanged | would-push | pushed | blocked | failed | skipped
     version: str
     detail: str = ""
     settings_changed: list[str] = field(default_factory=list)
+    image: str = ""  # the image its workspaces run
+    findings: list[dict[str, Any]] = field(default_factory=list)  # the upgrade gate's
 
 
 @dataclass
@@ -78,11 +111,13 @@ class PublishResult:
     plan_file: Path | None  # None when validation failed and nothing was planned
     api_requests: int = 0
     problems: list[dict[str, Any]] = field(default_factory=list)  # validation problems, if any
+    notes: list[str] = field(default_factory=list)  # said once per run (fields the server ignores)
+    server_version: str = ""
 
     @property
     def ok(self) -> bool:
         """True when no template failed."""
-        return all(o.status not in ("failed", "skipped", "invalid") for o in self.outcomes)
+        return all(o.status not in ("failed", "skipped", "invalid", "blocked") for o in self.outcomes)
 
 
 @dataclass
@@ -94,6 +129,9 @@ class _Run:
     settings: Settings
     sha: str
     dry_run: bool
+    accept_breaking: bool = False
+    ignored: frozenset[str] = frozenset()  # template fields this deployment does not apply
+    server_version: str = ""
     stop: threading.Event = field(default_factory=threading.Event)
 
 
@@ -101,10 +139,34 @@ def _settings_diff(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dic
     return {k: v for k, v in wanted.items() if current.get(k) != v}
 
 
-def _push(run: _Run, plan: Plan, version: str) -> None:
+def _push(run: _Run, plan: Plan, template: Mapping[str, Any] | None) -> str:
+    """``coder templates push`` (a new version of an existing template stays inactive); its name.
+
+    Failures on the way (see ``_TRANSIENT``) are retried with backoff under the next
+    free version name (a failed import keeps its name); a bad template is not.
+    """
+    for attempt in range(1, _PUSH_TRIES + 1):
+        version, existing = _free_version_name(run, template, plan)
+        if existing:  # imported before (an earlier try, or a run that stopped before promoting)
+            return version
+        try:
+            _push_once(run, plan, version, activate=template is None)
+        except CommandFailed as exc:
+            if attempt == _PUSH_TRIES or not _TRANSIENT.search(f"{exc.stderr}\n{exc.stdout}"):
+                raise
+            time.sleep(0.5 * 2 ** (attempt - 1))
+        else:
+            return version
+    msg = "unreachable"  # pragma: no cover - the loop returns or raises
+    raise AssertionError(msg)
+
+
+def _push_once(run: _Run, plan: Plan, version: str, *, activate: bool) -> None:
     s = run.settings
     argv = [s.coder_executable, "templates", "push", plan.name, "--directory", str(plan.directory)]
     argv += ["--yes", "--name", version, "--message", plan.message(run.sha)]
+    if not activate:
+        argv += ["--activate=false"]
     for key, value in sorted(plan.variables.items()):
         argv += ["--variable", f"{key}={value}"]
     if s.coder_organization:
@@ -122,7 +184,7 @@ def _push(run: _Run, plan: Plan, version: str) -> None:
 
 
 def _free_version_name(run: _Run, template: Mapping[str, Any] | None, plan: Plan) -> tuple[str, str]:
-    """The version name to push, or ("", id) when this content exists as a good version.
+    """The version name to push and "", or (name, id) when this content exists as a good version.
 
     A failed import keeps its name, so a retry of the same content pushes as
     ``<version>-r2``, ``-r3``, ...
@@ -135,7 +197,7 @@ def _free_version_name(run: _Run, template: Mapping[str, Any] | None, plan: Plan
         if found is None:
             return name, ""
         if found.get("job", {}).get("status") == "succeeded" and plan.marker in found.get("message", ""):
-            return "", found["id"]
+            return name, found["id"]
     msg = f"{plan.name}: versions {plan.version} to -r{_MAX_RETRY_NAMES} all exist; archive failed versions"
     raise PublishError(msg)
 
@@ -145,22 +207,82 @@ def _publish_one(run: _Run, plan: Plan) -> Outcome:
     active = run.api.template_version(template["active_version_id"]) if template else None
     if active is not None and plan.marker in active.get("message", ""):
         outcome = Outcome(plan.name, "unchanged", active["name"])
-    elif run.dry_run:
-        outcome = Outcome(plan.name, "would-push", plan.version, "" if template else "new template")
+    elif template is None or active is None:
+        outcome = _publish_new(run, plan)
+        template = None if run.dry_run else run.api.template(run.org.id, plan.name)
     else:
-        version, existing = _free_version_name(run, template, plan)
-        if existing:
-            run.api.promote(template["id"] if template else "", existing)
-            outcome = Outcome(plan.name, "pushed", plan.version, "re-activated existing version")
-        else:
-            _push(run, plan, version)
-            outcome = Outcome(plan.name, "pushed", version, "created" if template is None else "")
-            template = run.api.template(run.org.id, plan.name)
-    changes = _settings_diff(template or {}, plan.wanted)
-    if changes and template is not None and not run.dry_run:
+        outcome = _publish_version(run, plan, template, active)
+    outcome.image = plan.image
+    wanted = {k: v for k, v in plan.wanted.items() if k not in run.ignored}
+    changes = _settings_diff(template or {}, wanted)
+    if changes and template is not None and not run.dry_run and outcome.status != "blocked":
         run.api.update_template(template, changes)
     outcome.settings_changed = sorted(changes)
     return outcome
+
+
+def _publish_new(run: _Run, plan: Plan) -> Outcome:
+    if run.dry_run:
+        return Outcome(plan.name, "would-push", plan.version, "new template")
+    version = _push(run, plan, None)
+    return Outcome(plan.name, "pushed", version, "created")
+
+
+def _publish_version(
+    run: _Run, plan: Plan, template: Mapping[str, Any], active: Mapping[str, Any]
+) -> Outcome:
+    """A new version of an existing template: import it inactive, gate it, then promote it."""
+    if run.dry_run:
+        version, candidate = plan.version, _import_unattached(run, plan)
+    else:
+        version = _push(run, plan, template)
+        found = run.api.version_by_name(template["id"], version)
+        if found is None:
+            msg = f"{plan.name}: version {version} was pushed but the server does not list it"
+            raise PublishError(msg)
+        candidate = found
+    blocking, accepted = check_upgrade(
+        active_parameters=run.api.rich_parameters(active["id"]),
+        candidate_parameters=run.api.rich_parameters(candidate["id"]),
+        active_files=tf_files(run.api.file(active["job"]["file_id"])),
+        candidate_files=tf_files(plan.archive),
+        accepted=(*plan.accept, *(("*",) if run.accept_breaking else ())),
+    )
+    findings = [_finding_json(f, accepted=False) for f in blocking]
+    findings += [_finding_json(f, accepted=True) for f in accepted]
+    if blocking:
+        ids = ", ".join(json.dumps(f.id) for f in blocking)
+        detail = "; ".join(f.message for f in blocking)
+        detail += f" (not activated; accept with [upgrade] accept = [{ids}] in templates/{plan.name}/"
+        detail += "template.toml, or publish --accept-breaking)"
+        return Outcome(plan.name, "blocked", version, detail, findings=findings)
+    status = "would-push" if run.dry_run else "pushed"
+    if not run.dry_run:
+        run.api.promote(template["id"], candidate["id"])
+    detail = f"accepted: {', '.join(f.id for f in accepted)}" if accepted else ""
+    return Outcome(plan.name, status, version, detail, findings=findings)
+
+
+def _finding_json(finding: Finding, *, accepted: bool) -> dict[str, Any]:
+    return {"id": finding.id, "message": finding.message, "accepted": accepted}
+
+
+def _import_unattached(run: _Run, plan: Plan) -> dict[str, Any]:
+    """Import the archive as a version of no template (what --dry-run gates); the finished version."""
+    values = {**plan.variables, **{k: v for k, v in plan.secrets.items() if v is not None}}
+    version = run.api.import_version(run.org.id, run.api.upload(plan.archive), values)
+    deadline = time.monotonic() + _IMPORT_TIMEOUT
+    while version.get("job", {}).get("status") not in ("succeeded", "failed", "canceled"):
+        if time.monotonic() > deadline:
+            msg = f"{plan.name}: the server did not finish importing the candidate in {_IMPORT_TIMEOUT:.0f} s"
+            raise PublishError(msg)
+        time.sleep(_IMPORT_POLL)
+        version = run.api.template_version(version["id"]) or version
+    if version["job"]["status"] != "succeeded":
+        error = str(version["job"].get("error") or version["job"]["status"]).splitlines()[0]
+        msg = f"{plan.name}: the server failed to import the candidate: {error}"
+        raise PublishError(msg)
+    return version
 
 
 def _guarded(run: _Run, plan: Plan) -> Outcome:
@@ -172,10 +294,17 @@ def _guarded(run: _Run, plan: Plan) -> Outcome:
         run.stop.set()
         raise
     except CommandFailed as exc:
-        last = (exc.stderr or exc.stdout).strip().splitlines()[-1:] or [str(exc)]
-        return Outcome(plan.name, "failed", plan.version, f"push failed: {last[0]}")
+        detail = f"push failed: {_push_error(exc)}"
+        return Outcome(plan.name, "failed", plan.version, detail, image=plan.image)
     except PublishError as exc:
-        return Outcome(plan.name, "failed", plan.version, str(exc))
+        return Outcome(plan.name, "failed", plan.version, str(exc), image=plan.image)
+
+
+def _push_error(exc: CommandFailed) -> str:
+    """The line of ``coder templates push``'s output that says why (its last ``error:``)."""
+    lines = [line.strip() for line in f"{exc.stdout}\n{exc.stderr}".splitlines() if line.strip()]
+    errors = [line for line in lines if re.match(r"(?i)^(error|fatal)\b", line)]
+    return (errors or lines or [str(exc)])[-1]
 
 
 def publish_templates(  # noqa: PLR0913 - keyword-only knobs of one step
@@ -185,6 +314,8 @@ def publish_templates(  # noqa: PLR0913 - keyword-only knobs of one step
     images: Mapping[str, str],
     env: Mapping[str, str],
     dry_run: bool = False,
+    accept_breaking: bool = False,
+    allow_default_image: bool = False,
     on_done: Callable[[Outcome], None] | None = None,
 ) -> PublishResult:
     """Plan, write ``dist/``, and (with CODER_URL) push what changed; never raises per template."""
@@ -192,7 +323,11 @@ def publish_templates(  # noqa: PLR0913 - keyword-only knobs of one step
     plan_file = write_artifacts(plans, sha, settings)
     if not settings.coder_url:
         return PublishResult("embedded", [_planned(p) for p in plans], plan_file)
+    if not dry_run and not allow_default_image:
+        _refuse_unbuilt_images(plans)
     run = _connect(settings, sha, dry_run=dry_run)
+    run.accept_breaking = accept_breaking
+    notes = _ignored_notes(run, plans)
     done: dict[str, Outcome] = {}
     with ThreadPoolExecutor(max_workers=max(1, settings.publish_concurrency)) as pool:
         for fut in as_completed([pool.submit(_guarded, run, p) for p in plans]):
@@ -201,14 +336,43 @@ def publish_templates(  # noqa: PLR0913 - keyword-only knobs of one step
             if on_done is not None:
                 on_done(outcome)
     mode = "dry-run" if dry_run else "publish"
-    return PublishResult(mode, [done[p.name] for p in plans], plan_file, run.api.requests_made)
+    outcomes = [done[p.name] for p in plans]
+    annotate_plan(plan_file, {o.name: {"status": o.status, "upgrade_findings": o.findings} for o in outcomes})
+    result = PublishResult(mode, outcomes, plan_file, run.api.requests_made, notes=notes)
+    result.server_version = run.server_version
+    return result
+
+
+def _refuse_unbuilt_images(plans: Sequence[Plan]) -> None:
+    """A live publish never ships an image nobody built: refuse before anything is pushed."""
+    unbuilt = [p for p in plans if not p.image_pinned]
+    if not unbuilt:
+        return
+    names = ", ".join(f"{p.name} ({p.image})" for p in unbuilt)
+    msg = (
+        f"no built image for {names}: set CODERBUNDLE_REGISTRY ([registry] host) so publish builds and "
+        "pushes them, pin one in bundle.toml [images.pinned], or pass --allow-default-image to publish "
+        "the template default; nothing was pushed"
+    )
+    raise EnvError(msg)
+
+
+def _ignored_notes(run: _Run, plans: Sequence[Plan]) -> list[str]:
+    """Fields of the wanted settings this deployment does not apply: said once, never PATCHed."""
+    wanted = {k for p in plans for k in p.wanted}
+    if not wanted & set(LICENSED_FIELDS) or run.api.entitled("advanced_template_scheduling"):
+        return []
+    run.ignored = frozenset(LICENSED_FIELDS)
+    fields = ", ".join(sorted(wanted & set(LICENSED_FIELDS)))
+    note = f"this deployment does not apply {fields} (advanced template scheduling is a licensed "
+    return [note + "Coder feature); not sent"]
 
 
 def _planned(plan: Plan) -> Outcome:
-    image = plan.variables.get("image", "template default")
     unset = sorted(k for k, v in plan.secrets.items() if v is None)
-    detail = f"image {image}" + (f"; unset: {', '.join(unset)}" if unset else "")
-    return Outcome(plan.name, "planned", plan.version, detail)
+    detail = "image not built here (template default)" if not plan.image_pinned else ""
+    detail += ("; " if detail else "") + (f"unset: {', '.join(unset)}" if unset else "")
+    return Outcome(plan.name, "planned", plan.version, detail, image=plan.image)
 
 
 def _connect(settings: Settings, sha: str, *, dry_run: bool) -> _Run:
@@ -222,13 +386,30 @@ def _connect(settings: Settings, sha: str, *, dry_run: bool) -> _Run:
     api = CoderAPI(settings.coder_url, settings.coder_session_token)
     try:
         org = api.organization(settings.coder_organization)
+        _check_external_auth(api, settings)
+        version = str((api.buildinfo() or {}).get("version", ""))
     except CoderAuthError:
         raise
     except PublishError as exc:  # no such organization, Coder unreachable, not Coder at that URL
         if ": HTTP " in str(exc):
             raise  # the server failed (5xx): a failed step, not the environment
         raise EnvError(str(exc)) from None
-    return _Run(api, org, settings, sha, dry_run)
+    return _Run(api, org, settings, sha, dry_run, server_version=version)
+
+
+def _check_external_auth(api: CoderAPI, settings: Settings) -> None:
+    """Every template asks for ``[coder] external_auth``; the server refuses a push without it."""
+    wanted = settings.external_auth
+    known = api.external_auth_ids() if wanted else None
+    if known is None or wanted in known:
+        return
+    msg = (
+        f"{api.url}: Coder has no external auth provider {wanted!r} (it has: {', '.join(known) or 'none'}), "
+        f"and every template asks for it; configure it on the server (CODER_EXTERNAL_AUTH_0_ID={wanted}; "
+        "the chart's coder.gitlab.*), or set [coder] external_auth in bundle.toml "
+        '(CODERBUNDLE_EXTERNAL_AUTH) to one of its ids, or to "" for none; nothing was pushed'
+    )
+    raise EnvError(msg)
 
 
 def _row_detail(o: Outcome, mode: str) -> str:
@@ -249,15 +430,19 @@ def result_json(result: PublishResult) -> dict[str, Any]:
         "mode": result.mode,
         "plan": str(result.plan_file) if result.plan_file else None,
         "api_requests": result.api_requests,
+        "server_version": result.server_version or None,
         "counts": counts,
         "problems": result.problems,
+        "notes": result.notes,
         "templates": [
             {
                 "name": o.name,
                 "status": o.status,
                 "version": o.version,
+                "image": o.image,
                 "detail": o.detail,
                 "settings_changed": o.settings_changed,
+                "upgrade_findings": o.findings,
             }
             for o in result.outcomes
         ],
@@ -295,15 +480,19 @@ def print_result(result: PublishResult, *, fmt: str = "text") -> None:
     if fmt == "json":
         print(json.dumps(result_json(result), indent=2, sort_keys=True))  # noqa: T201
     else:
-        table = Table(title=f"coderbundle publish ({result.mode})", title_justify="left")
-        for column in ("template", "status", "version", "details"):
+        server = f", Coder {result.server_version}" if result.server_version else ""
+        table = Table(title=f"coderbundle publish ({result.mode}{server})", title_justify="left")
+        for column in ("template", "status", "version", "image", "details"):
             table.add_column(column)
         for o in result.outcomes:
             # Text cells: brackets in a name or an error detail are shown, not read as markup.
-            table.add_row(Text(o.name), Text(o.status), Text(o.version), Text(_row_detail(o, result.mode)))
+            cells = (o.name, o.status, o.version, o.image, _row_detail(o, result.mode))
+            table.add_row(*(Text(c) for c in cells))
         err_console.print(table)
         counts = result_json(result)["counts"]
         err_console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())), markup=False)
+        for note in result.notes:
+            err_console.print(f"note: {note}", markup=False)
     if result.mode == "embedded" and result.plan_file is not None:
         err_console.print(
             f"No CODER_URL set: wrote {result.plan_file} and dist/templates/*.tar, pushed nothing.\n"

@@ -39,6 +39,7 @@ __all__ = [
     "ARCHIVE_LIMIT",
     "PLAN_FILE",
     "Plan",
+    "annotate_plan",
     "archive_directory",
     "git_short_sha",
     "plan_templates",
@@ -66,6 +67,9 @@ class Plan:
     secrets: dict[str, str | None]
     image_source: str
     wanted: dict[str, Any]
+    image: str = ""  # the image workspaces run: the pinned reference or the template default
+    image_pinned: bool = True  # False: nothing was built, pushed or pinned for it
+    accept: tuple[str, ...] = ()  # upgrade-gate findings the template accepts (template.toml)
 
     @property
     def marker(self) -> str:
@@ -178,15 +182,42 @@ def _plan_one(
     variables = {"namespace": settings.workspace.namespace}
     if _declares(r.path, "subdomain_apps"):  # every bundle template, via _shared/variables.tf.j2
         variables["subdomain_apps"] = "true" if settings.subdomain_apps else "false"
+    pinned = True
     if image in images:
         variables["image"] = images[image]
         source = "build/images.json"
+    elif image in settings.pinned_images:
+        variables["image"] = settings.pinned_images[image]
+        source = "bundle.toml [images.pinned]"
     else:
+        pinned = False
         source = f"template default (no pushed image {image!r} in build/images.json)"
     secrets = {k: env.get(spec["env"]) or None for k, spec in r.template.settings.variables.items()}
     digest = _content_hash(archive + _tfvars(r.path), variables, secrets)
     wanted = wanted_settings(r.path, settings)
-    return Plan(r.name, r.path, archive, f"{sha}-{digest[:8]}", digest, variables, secrets, source, wanted)
+    return Plan(
+        r.name,
+        r.path,
+        archive,
+        f"{sha}-{digest[:8]}",
+        digest,
+        variables,
+        secrets,
+        source,
+        wanted,
+        image=variables.get("image") or _image_default(r.path),
+        image_pinned=pinned,
+        accept=r.template.settings.accept,
+    )
+
+
+def _image_default(directory: Path) -> str:
+    """The default of the rendered ``image`` variable (what workspaces run without a pinned one)."""
+    pattern = re.compile(r'^variable\s+"image"\s*\{.*?^\s*default\s*=\s*"([^"]*)"', re.MULTILINE | re.DOTALL)
+    for path in sorted(directory.glob("*.tf")):
+        if match := pattern.search(path.read_text(encoding="utf-8")):
+            return match.group(1)
+    return "(none)"
 
 
 def plan_templates(
@@ -253,6 +284,16 @@ def write_artifacts(plans: Sequence[Plan], sha: str, settings: Settings) -> Path
     return dist / PLAN_FILE
 
 
+def annotate_plan(plan_file: Path, results: Mapping[str, Mapping[str, Any]]) -> None:
+    """Add what the run found (status, upgrade-gate findings) to each template's plan entry."""
+    doc = json.loads(plan_file.read_text(encoding="utf-8"))
+    for entry in doc["templates"]:
+        entry.update(results.get(entry["name"], {}))
+    tmp = plan_file.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(plan_file)
+
+
 def _plan_entry(plan: Plan, sha: str, tar: Path) -> dict[str, Any]:
     shown: dict[str, str] = dict(plan.variables)
     shown.update({k: "set" if v is not None else "unset" for k, v in plan.secrets.items()})
@@ -264,7 +305,12 @@ def _plan_entry(plan: Plan, sha: str, tar: Path) -> dict[str, Any]:
         "archive": tar.as_posix(),
         "archive_bytes": len(plan.archive),
         "archive_sha256": hashlib.sha256(plan.archive).hexdigest(),
-        "image": {"value": plan.variables.get("image"), "source": plan.image_source},
+        "image": {
+            "value": plan.variables.get("image"),
+            "effective": plan.image,
+            "pinned": plan.image_pinned,
+            "source": plan.image_source,
+        },
         "variables": shown,
         "settings": plan.wanted,
     }

@@ -268,6 +268,8 @@ def _context(template: Template, settings: Settings, versions: dict[str, Any]) -
         "versions": versions,
         # For the image variable's default; the publish step passes the pinned image.
         "registry": {"host": settings.registry, "prefix": settings.repository_prefix},
+        # The server's Git external auth provider id ([coder] external_auth); "" = none.
+        "external_auth": settings.external_auth,
     }
 
 

@@ -93,6 +93,11 @@ class Settings:
     # [workspace] subdomain_apps: web apps on subdomains (needs the server's wildcard URL).
     subdomain_apps: bool = False
     download_source: str = ""
+    # [coder] external_auth: the id of the server's Git external auth provider the templates
+    # ask developers to link (CODER_EXTERNAL_AUTH_0_ID on the server); "" = none.
+    external_auth: str = "gitlab"
+    # [images.pinned]: image name -> a reference published as is when no image was built here.
+    pinned_images: dict[str, str] = field(default_factory=dict)
 
     @property
     def templates_dir(self) -> Path:
@@ -340,7 +345,42 @@ def load_settings(root: Path, env: Mapping[str, str]) -> Settings:
         upstream_image=env.get("CODERBUNDLE_UPSTREAM_IMAGE", images.get("upstream_image", "")),
         terraform=_terraform_settings(root, data.get("terraform", {}), env, source),
         download_source=env.get("CODERBUNDLE_DOWNLOAD_SOURCE", images.get("download_source", "")),
+        external_auth=_external_auth(env, coder, source),
+        pinned_images=_pinned_images(images.get("pinned", {}), source),
     )
+
+
+# Coder's external auth ids: what CODER_EXTERNAL_AUTH_<n>_ID accepts and Terraform can quote.
+_AUTH_ID = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62})$")
+_IMAGE_REFERENCE = re.compile(
+    r"^[a-z0-9][a-z0-9._:/-]*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
+
+
+def _external_auth(env: Mapping[str, str], coder: Mapping[str, Any], source: Path) -> str:
+    """``CODERBUNDLE_EXTERNAL_AUTH`` or ``[coder] external_auth`` (default ``gitlab``; "" = none)."""
+    name = "CODERBUNDLE_EXTERNAL_AUTH"
+    value = env[name] if name in env else coder.get("external_auth", "gitlab")
+    if value and not _AUTH_ID.fullmatch(value):
+        where = name if name in env else f"{source}: coder.external_auth"
+        msg = (
+            f"{where} = {value!r} is not an external auth id (letters, digits, '.', '_', '-'); "
+            'use the server\'s CODER_EXTERNAL_AUTH_<n>_ID, or "" for none'
+        )
+        raise (EnvError(msg) if name in env else SettingsError(msg))
+    return str(value)
+
+
+def _pinned_images(table: Mapping[str, str], source: Path) -> dict[str, str]:
+    """``[images.pinned]``: image name -> a full image reference, checked."""
+    for image, ref in table.items():
+        if not _IMAGE_REFERENCE.fullmatch(ref):
+            msg = (
+                f"{source}: images.pinned.{image} = {ref!r} is not an image reference; "
+                "write registry/repository:tag or registry/repository@sha256:<digest>"
+            )
+            raise SettingsError(msg)
+    return dict(table)
 
 
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}

@@ -90,12 +90,15 @@ BUNDLE_SHAPE = Table(
             }
         ),
         "registry": Table({"host": _STR, "prefix": _STR}),
-        "coder": Table({"organization": _STR, "executable": _STR, "concurrency": int}),
+        "coder": Table(
+            {"organization": _STR, "executable": _STR, "concurrency": int, "external_auth": _STR}
+        ),
         "images": Table(
             {
                 "extra_ca_cert": _STR,
                 "upstream_image": _STR,
                 "download_source": Enum(("upstream", "registries")),
+                "pinned": MapOf(_STR),
             }
         ),
         "terraform": Table({"binary": _STR, "provider_mirror": _STR, "module_mirror": _STR}),
@@ -113,6 +116,8 @@ TEMPLATE_SHAPE = Table(
         "offers": MapOf(AnyValue),
         "variables": MapOf(Table({"env": _STR, "description": _STR}, frozenset({"env"}))),
         "tools": ArrayOf(Table({"name": _STR, "check": _STR}, frozenset({"name", "check"}))),
+        # Findings of the upgrade-safety gate accepted on purpose (docs/publishing.md).
+        "upgrade": Table({"accept": ListOf(str)}),
     },
     frozenset({"display_name", "description", "icon", "tags", "image"}),
 )

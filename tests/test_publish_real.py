@@ -1,0 +1,433 @@
+"""Publishing against a REAL Coder server (tests/coder_deployment.py) with the real `coder` CLI.
+
+The deployment is built from source by `nox -s tools` and runs real terraform
+with the real coder provider and registry modules on every import; only the
+kubernetes provider is the declared stand-in.  One deployment serves the whole
+session, so every test publishes templates under names of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from coderbundle.__main__ import main
+from coderbundle.hcl import literal, parse_file
+from standin.bundle import API_KEY_ENV, make_bundle
+from standin.fault_proxy import FaultProxy
+
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATES = ("nodejs", "python", "go", "docker", "kubernetes")
+API_KEY = "sk-ant-real-SECRET-api-key-77"
+DIGEST = "sha256:" + "cd" * 32
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def coder(coder_deployment, monkeypatch, tmp_path):
+    """The environment pointing publish at the real deployment as its template admin."""
+    d = coder_deployment
+    monkeypatch.setenv("CODER_URL", d.url)
+    monkeypatch.setenv("CODER_SESSION_TOKEN", d.admin.token)
+    monkeypatch.setenv("CODERBUNDLE_CODER", str(d.binary))
+    monkeypatch.setenv("CODER_CONFIG_DIR", str(tmp_path / "coder-config"))
+    monkeypatch.setenv("CODERBUNDLE_TERRAFORM_VALIDATE", "never")  # validation has its own tests
+    monkeypatch.setenv(API_KEY_ENV, API_KEY)
+    for name in ("CODER_ORGANIZATION", "CODERBUNDLE_EXTERNAL_AUTH", "CODERBUNDLE_REGISTRY"):
+        monkeypatch.delenv(name, raising=False)
+    return d
+
+
+def publish(root: Path, capsys, *args: str) -> tuple[int, dict, str]:
+    code = main(["--root", str(root), "publish", "--format", "json", *args])
+    out, err = capsys.readouterr()
+    return code, json.loads(out), err
+
+
+def statuses(summary: dict) -> dict[str, str]:
+    return {t["name"]: t["status"] for t in summary["templates"]}
+
+
+def pin_images(root: Path, *names: str) -> None:
+    """``build/images.json`` as `coderbundle images build --push` writes it."""
+    images = {
+        n: {
+            "repository": f"127.0.0.1:5000/coderbundle/{n}",
+            "reference": f"127.0.0.1:5000/coderbundle/{n}@{DIGEST}",
+            "pushed": True,
+        }
+        for n in names
+    }
+    (root / "build").mkdir(exist_ok=True)
+    (root / "build" / "images.json").write_text(json.dumps({"version": 1, "images": images}))
+
+
+def template(d, name: str) -> dict | None:
+    org = d.default_org()
+    try:
+        return d.api("GET", f"/organizations/{org}/templates/{name}", d.admin.token)
+    except RuntimeError as exc:
+        if "HTTP 404" in str(exc):
+            return None
+        raise
+
+
+def versions(d, name: str) -> list[dict]:
+    found = template(d, name)
+    return d.api("GET", f"/templates/{found['id']}/versions", d.admin.token) if found else []
+
+
+def active_version(d, name: str) -> dict:
+    return d.api("GET", f"/templateversions/{template(d, name)['active_version_id']}", d.admin.token)
+
+
+def small_bundle(tmp_path: Path, *names: str) -> Path:
+    root = make_bundle(tmp_path / "bundle", names, secret=names[:1])
+    pin_images(root, "base")
+    return root
+
+
+# -- the five real templates -----------------------------------------------------------
+
+
+def declared_parameters(directory: Path) -> dict[str, dict]:
+    """What a rendered template declares: each coder_parameter's static attributes."""
+    found = {}
+    for tf in sorted(directory.glob("*.tf")):
+        for block in parse_file(tf).blocks:
+            if block.type == "data" and block.labels[:1] == ("coder_parameter",):
+                name = literal(block.get("name"))
+                options = [literal(o.get("value")) for o in block.children("option")]
+                validation = block.child("validation")
+                found[name] = {
+                    "type": literal(block.get("type", '"string"')),
+                    "mutable": bool(block.get("mutable", False)),
+                    "options": [str(o) for o in options],
+                    "regex": literal(validation.get("regex")) if validation is not None else None,
+                }
+    return found
+
+
+def declared_presets(directory: Path) -> set[str]:
+    return {
+        literal(block.get("name")) if block.get("name") else block.labels[1]
+        for tf in sorted(directory.glob("*.tf"))
+        for block in parse_file(tf).blocks
+        if block.type == "data" and block.labels[:1] == ("coder_workspace_preset",)
+    }
+
+
+def test_the_five_templates_import_as_declared_then_rerun_pushes_nothing(coder, tmp_path, capsys):
+    root = tmp_path / "bundle"
+    (root / "templates").mkdir(parents=True)
+    shutil.copy(REPO / "bundle.toml", root / "bundle.toml")
+    shutil.copytree(REPO / "images", root / "images")
+    shutil.copytree(REPO / "templates" / "_shared", root / "templates" / "_shared")
+    for name in TEMPLATES:
+        shutil.copytree(REPO / "templates" / name, root / "templates" / name)
+    pin_images(root, *{"nodejs", "python", "go", "docker", "kubernetes"})
+
+    code, summary, err = publish(root, capsys)
+    assert code == 0, (summary, coder.log[-3000:])
+    assert statuses(summary) == dict.fromkeys(TEMPLATES, "pushed")
+    assert summary["server_version"].lstrip("v").startswith(coder.version)
+    # The open-source server does not apply dormant auto-deletion: said once, never sent.
+    assert len(summary["notes"]) == 1
+    assert "time_til_dormant_autodelete_ms" in summary["notes"][0]
+    assert API_KEY not in err
+    assert coder.admin.token not in err
+
+    for name in TEMPLATES:
+        rendered = root / "build" / "templates" / name
+        active = active_version(coder, name)
+        server = {
+            p["name"]: p
+            for p in coder.api("GET", f"/templateversions/{active['id']}/rich-parameters", coder.admin.token)
+        }
+        for pname, want in declared_parameters(rendered).items():
+            got = server[pname]
+            assert got["type"] == want["type"], (name, pname)
+            assert got["mutable"] == want["mutable"], (name, pname)
+            if want["options"]:
+                assert [o["value"] for o in got["options"]] == want["options"], (name, pname)
+            if want["regex"]:
+                assert got["validation_regex"] == want["regex"], (name, pname)
+        presets = coder.api("GET", f"/templateversions/{active['id']}/presets", coder.admin.token) or []
+        assert {p["name"] for p in presets} == declared_presets(rendered), name
+        # Display settings from the README frontmatter, scheduling from bundle.toml.
+        found = template(coder, name)
+        meta = next(
+            t
+            for t in json.loads((root / "dist" / "publish-plan.json").read_text())["templates"]
+            if t["name"] == name
+        )["settings"]
+        for key in ("display_name", "description", "icon"):
+            assert found[key] == meta[key], (name, key)
+        assert found["default_ttl_ms"] == 4 * 3_600_000
+        assert found["activity_bump_ms"] == 4 * 3_600_000
+        variables = coder.api("GET", f"/templateversions/{active['id']}/variables", coder.admin.token)
+        image = next(v for v in variables if v["name"] == "image")
+        assert image["value"].endswith(f"/coderbundle/{found['name']}@{DIGEST}")
+
+    before = {name: len(versions(coder, name)) for name in TEMPLATES}
+    code, summary, _ = publish(root, capsys)
+    assert code == 0
+    assert statuses(summary) == dict.fromkeys(TEMPLATES, "unchanged")
+    assert all(t["settings_changed"] == [] for t in summary["templates"])  # nothing re-PATCHed
+    assert {name: len(versions(coder, name)) for name in TEMPLATES} == before
+
+    readme = root / "templates" / "go" / "README.md"
+    readme.write_text(readme.read_text() + "\nOne more line.\n")
+    code, summary, _ = publish(root, capsys)
+    assert code == 0
+    assert statuses(summary) == {**dict.fromkeys(TEMPLATES, "unchanged"), "go": "pushed"}
+    assert len(versions(coder, "go")) == before["go"] + 1
+
+
+# -- external auth ---------------------------------------------------------------------
+
+
+def test_a_deployment_without_the_external_auth_provider_is_refused_before_any_push(coder, tmp_path, capsys):
+    root = small_bundle(tmp_path, "noauth-a")
+    coder.restart(external_auth=False)
+    try:
+        code = main(["--root", str(root), "publish"])
+        err = capsys.readouterr().err
+        assert code == 2
+        (line,) = [x for x in err.splitlines() if x.startswith("error:")]
+        assert "no external auth provider 'gitlab'" in line
+        assert "CODER_EXTERNAL_AUTH_0_ID=gitlab" in line
+        assert "[coder] external_auth" in line
+        assert template(coder, "noauth-a") is None  # nothing pushed
+    finally:
+        coder.restart(external_auth=True)
+
+
+def test_external_auth_none_publishes_templates_that_ask_for_no_login(coder, tmp_path, capsys, monkeypatch):
+    root = tmp_path / "bundle"
+    (root / "templates").mkdir(parents=True)
+    shutil.copy(REPO / "bundle.toml", root / "bundle.toml")
+    shutil.copytree(REPO / "images", root / "images")
+    shutil.copytree(REPO / "templates" / "_shared", root / "templates" / "_shared")
+    shutil.copytree(REPO / "templates" / "python", root / "templates" / "noauth-python")
+    pin_images(root, "python")
+    monkeypatch.setenv("CODERBUNDLE_EXTERNAL_AUTH", "")
+    coder.restart(external_auth=False)
+    try:
+        code, summary, _ = publish(root, capsys)
+        assert code == 0, (summary, coder.log[-2000:])
+        assert statuses(summary) == {"noauth-python": "pushed"}
+        assert (
+            "coder_external_auth"
+            not in (root / "build" / "templates" / "noauth-python" / "main.tf").read_text()
+        )
+    finally:
+        coder.restart(external_auth=True)
+
+
+# -- images ----------------------------------------------------------------------------
+
+
+def test_a_live_publish_never_ships_an_image_nobody_built(coder, tmp_path, capsys):
+    root = make_bundle(tmp_path / "bundle", ("img-a", "img-b"))
+    code = main(["--root", str(root), "publish"])
+    err = capsys.readouterr().err
+    assert code == 2
+    (line,) = [x for x in err.splitlines() if x.startswith("error:")]
+    assert "img-a (codercom/example-base:ubuntu)" in line
+    assert "CODERBUNDLE_REGISTRY" in line
+    assert "--allow-default-image" in line
+    assert "[images.pinned]" in line
+    assert template(coder, "img-a") is None
+    assert template(coder, "img-b") is None
+
+    code, summary, _ = publish(root, capsys, "--allow-default-image")
+    assert code == 0
+    assert {t["name"]: t["image"] for t in summary["templates"]} == dict.fromkeys(
+        ("img-a", "img-b"), "codercom/example-base:ubuntu"
+    )
+
+
+def test_a_pinned_image_in_bundle_toml_is_published_as_is(coder, tmp_path, capsys):
+    root = make_bundle(tmp_path / "bundle", ("pinned-a",))
+    ref = f"registry.example.com/team/base@{DIGEST}"
+    with (root / "bundle.toml").open("a") as fh:
+        fh.write(f'\n[images.pinned]\nbase = "{ref}"\n')
+    code, summary, _ = publish(root, capsys)
+    assert code == 0, summary
+    assert summary["templates"][0]["image"] == ref
+    variables = coder.api(
+        "GET", f"/templateversions/{active_version(coder, 'pinned-a')['id']}/variables", coder.admin.token
+    )
+    assert next(v for v in variables if v["name"] == "image")["value"] == ref
+    plan = json.loads((root / "dist" / "publish-plan.json").read_text())
+    assert plan["templates"][0]["image"]["source"] == "bundle.toml [images.pinned]"
+
+
+# -- failures --------------------------------------------------------------------------
+
+
+def test_a_failed_import_leaves_the_others_published_and_shows_the_servers_error(coder, tmp_path, capsys):
+    root = small_bundle(tmp_path, "fail-ok", "fail-bad")
+    main_tf = root / "templates" / "fail-bad" / "main.tf"
+    main_tf.write_text(main_tf.read_text() + '\noutput "broken" {\n  value = tonumber("not-a-number")\n}\n')
+    code, summary, err = publish(root, capsys)
+    assert code == 1
+    assert statuses(summary) == {"fail-ok": "pushed", "fail-bad": "failed"}
+    bad = next(t for t in summary["templates"] if t["name"] == "fail-bad")
+    assert "not-a-number" in bad["detail"] or "Invalid function argument" in bad["detail"], bad
+    assert template(coder, "fail-bad") is None
+    everything = json.dumps(summary) + err
+    assert coder.admin.token not in everything
+    assert API_KEY not in everything
+
+
+def test_transient_faults_of_a_proxy_are_retried_and_4xx_are_not(coder, tmp_path, capsys, monkeypatch):
+    root = small_bundle(tmp_path, "flaky-a", "flaky-b")
+    with FaultProxy(coder.url) as proxy:
+        monkeypatch.setenv("CODER_URL", proxy.url)
+        upload = proxy.add(r"^POST /api/v2/files", 502, times=1)
+        create = proxy.add(r"^POST /api/v2/organizations/[^/]+/templateversions", "reset", times=1)
+        orgs = proxy.add(r"^GET /api/v2/organizations$", 503, times=2)
+        code, summary, _ = publish(root, capsys)
+        assert code == 0, (summary, proxy.state.log)
+        assert statuses(summary) == {"flaky-a": "pushed", "flaky-b": "pushed"}
+        assert (upload.hits, create.hits, orgs.hits) == (1, 1, 2)
+
+        readme = root / "templates" / "flaky-a" / "README.md"
+        readme.write_text(readme.read_text() + "\nchanged\n")
+        bad = proxy.add(r"^POST /api/v2/files", 400, times=5)
+        code, summary, _ = publish(root, capsys)
+        assert code == 1
+        assert statuses(summary) == {"flaky-a": "failed", "flaky-b": "unchanged"}
+        assert bad.hits == 1  # a 4xx is the request's fault: not retried
+
+
+def test_parallel_first_publishes_survive_the_servers_module_archive_race(
+    coder, tmp_path, capsys, monkeypatch
+):
+    """Five templates with one module set, pushed at once by a publisher new to the server.
+
+    coderd inserts the modules archive per (hash, user); parallel imports race on it
+    (files_hash_created_by_key) about one run in four.  Each round is a new user, so
+    every round can race; every round must publish all five.
+    """
+    names = tuple(f"race-{i}" for i in range(5))
+    for attempt in range(3):
+        user = coder.create_user(f"racer-{attempt}", roles=("template-admin",))
+        monkeypatch.setenv("CODER_SESSION_TOKEN", user.token)
+        root = make_bundle(
+            tmp_path / f"bundle-{attempt}", tuple(f"{n}-{attempt}" for n in names), concurrency=5
+        )
+        pin_images(root, "base")
+        code, summary, _ = publish(root, capsys)
+        assert code == 0, (attempt, summary)
+        assert set(statuses(summary).values()) == {"pushed"}
+
+
+# -- the upgrade-safety gate -------------------------------------------------------------
+
+
+def edit(root: Path, name: str, old: str, new: str) -> None:
+    path = root / "templates" / name / "main.tf"
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+NEW_IMMUTABLE = (
+    'data "coder_parameter" "repo" {',
+    (
+        'data "coder_parameter" "region" {\n  name         = "region"\n  display_name = "Region"\n'
+        '  type         = "string"\n  mutable      = false\n}\n\ndata "coder_parameter" "repo" {'
+    ),
+)
+GATE_CASES = {
+    "parameter-new-immutable:region": [NEW_IMMUTABLE],
+    "parameter-removed:repo": [('  name         = "repo"', '  name         = "repository"')],
+    "option-removed:cpu=4": [('  option {\n    name  = "4 cores"\n    value = 4\n  }\n', "")],
+    "type-changed:repo": [
+        ('  type         = "string"\n  default      = ""', '  type         = "number"\n  default      = 0'),
+        ('    regex = "^(|https://.*)$"\n    error = "Use an https URL."\n', "    min = 0\n"),
+    ],
+    "made-immutable:repo": [
+        ('  default      = ""\n  mutable      = true', '  default      = ""\n  mutable      = false')
+    ],
+    "volume-replaced:kubernetes_persistent_volume_claim_v1.home": [
+        (
+            'name      = "coder-${data.coder_workspace.me.id}-home"',
+            'name      = "coder-${data.coder_workspace.me.id}-data"',
+        )
+    ],
+}
+
+
+@pytest.mark.parametrize("finding", sorted(GATE_CASES))
+def test_the_upgrade_gate_blocks_a_breaking_version_and_keeps_the_active_one(
+    coder, tmp_path, capsys, finding
+):
+    name = "gate-" + finding.split(":")[0]
+    root = small_bundle(tmp_path, name)
+    code, _, _ = publish(root, capsys)
+    assert code == 0
+    active = template(coder, name)["active_version_id"]
+    for old, new in GATE_CASES[finding]:
+        edit(root, name, old, new)
+
+    code, summary, _ = publish(root, capsys, "--dry-run")
+    assert code == 1
+    assert statuses(summary) == {name: "blocked"}
+    assert [f["id"] for f in summary["templates"][0]["upgrade_findings"]] == [finding]
+    plan = json.loads((root / "dist" / "publish-plan.json").read_text())
+    assert plan["templates"][0]["upgrade_findings"][0]["id"] == finding
+
+    code, summary, _ = publish(root, capsys)
+    assert code == 1
+    assert statuses(summary) == {name: "blocked"}
+    detail = summary["templates"][0]["detail"]
+    assert f'accept = ["{finding}"]' in detail
+    assert "--accept-breaking" in detail
+    assert template(coder, name)["active_version_id"] == active  # the old version stays active
+
+    with (root / "templates" / name / "template.toml").open("a") as fh:
+        fh.write(f'\n[upgrade]\naccept = ["{finding}"]\n')
+    code, summary, _ = publish(root, capsys)
+    assert code == 0, summary
+    assert statuses(summary) == {name: "pushed"}
+    assert template(coder, name)["active_version_id"] != active
+
+
+@pytest.mark.usefixtures("coder")
+def test_a_compatible_change_passes_the_gate_and_accept_breaking_overrides_it(tmp_path, capsys):
+    name = "gate-compatible"
+    root = small_bundle(tmp_path, name)
+    assert publish(root, capsys)[0] == 0
+    edit(
+        root,
+        name,
+        'data "coder_parameter" "repo" {',
+        'data "coder_parameter" "shell" {\n  name         = "shell"\n  display_name = "Shell"\n'
+        '  type         = "string"\n  default      = "bash"\n  mutable      = true\n}\n\n'
+        'data "coder_parameter" "repo" {',
+    )
+    edit(
+        root,
+        name,
+        '  option {\n    name  = "4 cores"\n    value = 4\n  }\n',
+        '  option {\n    name  = "4 cores"\n    value = 4\n  }\n  option {\n    name  = "8 cores"\n'
+        "    value = 8\n  }\n",
+    )
+    code, summary, _ = publish(root, capsys)
+    assert code == 0, summary
+    assert statuses(summary) == {name: "pushed"}
+    assert summary["templates"][0]["upgrade_findings"] == []
+
+    edit(root, name, '  name         = "shell"', '  name         = "login_shell"')
+    code, summary, _ = publish(root, capsys, "--accept-breaking")
+    assert code == 0, summary
+    assert [f["id"] for f in summary["templates"][0]["upgrade_findings"]] == ["parameter-removed:shell"]
+    assert summary["templates"][0]["upgrade_findings"][0]["accepted"] is True
