@@ -184,6 +184,13 @@ def bench(session: nox.Session) -> None:
         session.run("python", "scripts/bench_images.py")
 
 
+@nox.session(name="coder-server", default=False)
+def coder_server(session: nox.Session) -> None:
+    """A real Coder deployment on 127.0.0.1 (built by `nox -s tools`); prints URL and token, Ctrl-C stops."""
+    _install(session, *TEST_DEPS)
+    session.run("python", "tests/coder_deployment.py", *session.posargs)
+
+
 @nox.session(name="vault-setup", default=False)
 def vault_setup(session: nox.Session) -> None:
     """Write the chart's secrets, policy and auth role to Vault (`-- -f secrets.yaml --dry-run`)."""

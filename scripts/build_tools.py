@@ -264,8 +264,9 @@ def build_coder_server(cache: Cache) -> Path:
         out = cache.root / "coder" / version / "coder"
         src = go_download(CODER_MODULE, f"v{version}")
         if isinstance(src, str):
-            log(f"coder {version} cannot be had here: {src}")
-            tried.append(f"{version}: {src}")
+            reason = "refused by the Go module proxy" if "403" in src or "not available" in src else src
+            log(f"coder {version} cannot be had here: {reason}")
+            tried.append(f"{version}: {reason}")
             continue
         with tempfile.TemporaryDirectory(prefix="coder-src-") as tmp:
             work = Path(tmp) / "coder"

@@ -1,4 +1,10 @@
-"""Publishing against THE Coder stand-in (tests/standin/): server + `coder` CLI on PATH."""
+"""Publishing against THE Coder stand-in (tests/standin/): server + `coder` CLI on PATH.
+
+The real server's tests are tests/test_publish_real.py.  These keep what it cannot
+do on demand (the stand-in's docstring lists it): a licensed deployment that
+applies dormancy settings, 403s, a CLI that echoes the token, exact fault
+sequences and request counts; and the offline plan, which needs no server.
+"""
 
 from __future__ import annotations
 
@@ -410,3 +416,22 @@ def test_publish_builds_pushes_and_pins_the_image_by_digest(
     # Unchanged: no build, no push of the image, no template push.
     assert publish(root, "alpha") == 0
     assert len(pushes(coder)) == 1
+
+
+def test_the_servers_module_archive_race_is_retried_under_a_fresh_version_name(root, coder, capsys):
+    race = (
+        "internal provisionerserver error: insert template version terraform modules: pq: duplicate key "
+        'value violates unique constraint "files_hash_created_by_key"'
+    )
+    coder.state.fail_once["beta"] = race  # a new template: the failed import is nobody's version
+    code, summary = publish_json(root, capsys)
+    assert code == 0, summary
+    beta = next(t for t in summary["templates"] if t["name"] == "beta")
+    assert beta["status"] == "pushed"
+    assert "retried 1x (files_hash_created_by_key)" in beta["detail"]
+    write_template(root, "beta", marker="-v2")  # a new version: the failed import keeps its name
+    coder.state.fail_once["beta"] = race
+    code, summary = publish_json(root, capsys, "beta")
+    assert code == 0, summary
+    assert summary["templates"][0]["version"].endswith("-r2")
+    assert "retried 1x (files_hash_created_by_key)" in summary["templates"][0]["detail"]

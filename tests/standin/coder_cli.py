@@ -45,6 +45,7 @@ def parser() -> argparse.ArgumentParser:
     push.add_argument("--variable", "--var", action="append", default=[])
     push.add_argument("--variables-file", default="")
     push.add_argument("-y", "--yes", action="store_true")
+    push.add_argument("-v", "--verbose", action="store_true")  # a root flag of the real CLI
     push.add_argument("--activate", default="true", nargs="?", const="true")
     push.add_argument("-O", "--org", default=os.environ.get("CODER_ORGANIZATION", ""))
     push.add_argument("--provisioner-tag", action="append", default=[])

@@ -15,6 +15,7 @@ retry on 4xx); everything else talks to the real server directly.
 from __future__ import annotations
 
 import contextlib
+import http
 import http.client
 import re
 import socket
@@ -68,8 +69,7 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:  # noqa: C901 - one
         def _relay(self) -> None:
             line = f"{self.command} {self.path}"
             fault = state.fault_for(line)
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else None
+            body = self._read_body()
             if fault == "reset":
                 state.log.append(f"{line} -> reset")
                 with contextlib.suppress(OSError):
@@ -79,9 +79,11 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:  # noqa: C901 - one
                 return
             if isinstance(fault, int):
                 state.log.append(f"{line} -> {fault}")
-                payload = b'{"message":"injected by the fault proxy"}'
+                reason = http.HTTPStatus(fault).phrase
+                # What an ingress answers by itself: an HTML page, not Coder's JSON.
+                payload = f"<html><head><title>{fault} {reason}</title></head></html>\n".encode()
                 self.send_response(fault)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/html")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -104,6 +106,18 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:  # noqa: C901 - one
             self.wfile.write(data)
             upstream.close()
 
+        def _read_body(self) -> bytes | None:
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                chunks = []
+                while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
+                    pass
+                return b"".join(chunks)
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else None
+
         def _tunnel(self, line: str) -> None:
             """Pass an upgraded connection through byte for byte."""
             state.log.append(f"{line} -> upgrade")
@@ -114,7 +128,7 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:  # noqa: C901 - one
             sock.sendall(head.encode() + b"\r\n")
 
             def up() -> None:
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError, ValueError):  # ValueError: the handler closed rfile
                     while chunk := self.rfile.read1(65536):
                         sock.sendall(chunk)
                 with contextlib.suppress(OSError):

@@ -1,6 +1,20 @@
 """THE Coder stand-in: an in-process HTTP server speaking the parts of Coder's REST API we use.
 
-No Coder server can run here, so tests and the benchmark talk to this one.
+Publishing is proven against a real Coder server (tests/coder_deployment.py,
+tests/test_publish_real.py).  This stand-in stays only for what that server
+cannot do on demand, in tests/test_publish.py:
+
+* a *licensed* deployment (``GET /entitlements`` says advanced template
+  scheduling is entitled, so dormancy fields are applied and compared): the
+  real server here is the open-source build, which has no licence;
+* a 403 answer to the publisher's REST calls (``forbidden``);
+* a ``coder`` CLI that prints the token it was given (``echo_token``), to prove
+  no secret reaches the output even from a leaky tool;
+* exact fault sequences on the REST calls of one run (``faults``: status codes
+  or ``"drop"``), and exact request counts (``requests``);
+* an import failing once with the error coderd's modules-archive race gives
+  (``fail_once``), which the real server hits only at random.
+
 JSON shapes follow codersdk (Template, TemplateVersion, Organization,
 BuildInfoResponse, Response{message, detail}); semantics follow coderd where
 they matter to publishing:
@@ -14,8 +28,6 @@ they matter to publishing:
 
 The companion ``coder`` CLI (``coder_cli.py``, installed on PATH with
 ``install_cli``) uploads and registers versions through the same API.
-Fault injection (``faults``: status codes or ``"drop"``) hits only the
-publisher's own REST calls, not the CLI's.
 """
 
 from __future__ import annotations
@@ -68,6 +80,8 @@ class State:
     version_variables: dict[str, dict[str, str]] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)
     fail_imports: set[str] = field(default_factory=set)  # template names whose import fails
+    # template name -> the error its next import fails with, once (a race the real one hits at random)
+    fail_once: dict[str, str] = field(default_factory=dict)
     echo_token: bool = False  # the CLI prints the token it was given (a leaky tool)
     push_delay: float = 0.0  # seconds an import takes
     forbidden: bool = False
@@ -242,12 +256,13 @@ class Api:
         ):
             msg = f"A template version with name {body['name']!r} already exists for this template."
             raise _fail(409, msg)
-        failed = body.get("_template_name") in self.s.fail_imports
+        once = self.s.fail_once.pop(body.get("_template_name"), "")
+        failed = bool(once) or body.get("_template_name") in self.s.fail_imports
         vid = str(uuid.uuid4())
         job = {
             "id": str(uuid.uuid4()),
             "status": "failed" if failed else "succeeded",
-            "error": "terraform plan: Error: injected import failure" if failed else "",
+            "error": (once or "terraform plan: Error: injected import failure") if failed else "",
             "error_code": "",
             "created_at": now(),
             "started_at": now(),

@@ -81,7 +81,7 @@ LICENSED_FIELDS = (
 # files_hash_created_by_key race between parallel pushes).  Retried with backoff.
 _TRANSIENT = re.compile(
     r"files_hash_created_by_key|connection reset|connection refused|\bEOF\b|broken pipe"
-    r"|\b50[234]\b|Bad Gateway|Service Unavailable|Gateway Timeout|i/o timeout",
+    r"|Status code 50[234]\b|Bad Gateway|Service Unavailable|Gateway Timeout|i/o timeout",
     re.IGNORECASE,
 )
 _PUSH_TRIES = 4
@@ -139,32 +139,42 @@ def _settings_diff(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dic
     return {k: v for k, v in wanted.items() if current.get(k) != v}
 
 
-def _push(run: _Run, plan: Plan, template: Mapping[str, Any] | None) -> str:
-    """``coder templates push`` (a new version of an existing template stays inactive); its name.
+def _push(run: _Run, plan: Plan, template: Mapping[str, Any] | None) -> tuple[str, str]:
+    """``coder templates push`` (a new version of an existing template stays inactive).
+
+    Returns the version's name and, when it took more than one try, what was retried.
 
     Failures on the way (see ``_TRANSIENT``) are retried with backoff under the next
     free version name (a failed import keeps its name); a bad template is not.
     """
+    retried: list[str] = []
     for attempt in range(1, _PUSH_TRIES + 1):
         version, existing = _free_version_name(run, template, plan)
         if existing:  # imported before (an earlier try, or a run that stopped before promoting)
-            return version
+            return version, _retried(retried)
         try:
             _push_once(run, plan, version, activate=template is None)
         except CommandFailed as exc:
-            if attempt == _PUSH_TRIES or not _TRANSIENT.search(f"{exc.stderr}\n{exc.stdout}"):
+            found = _TRANSIENT.search(f"{exc.stderr}\n{exc.stdout}")
+            if attempt == _PUSH_TRIES or not found:
                 raise
+            retried.append(found.group(0))
             time.sleep(0.5 * 2 ** (attempt - 1))
         else:
-            return version
+            return version, _retried(retried)
     msg = "unreachable"  # pragma: no cover - the loop returns or raises
     raise AssertionError(msg)
+
+
+def _retried(reasons: list[str]) -> str:
+    return f"retried {len(reasons)}x ({', '.join(dict.fromkeys(reasons))})" if reasons else ""
 
 
 def _push_once(run: _Run, plan: Plan, version: str, *, activate: bool) -> None:
     s = run.settings
     argv = [s.coder_executable, "templates", "push", plan.name, "--directory", str(plan.directory)]
-    argv += ["--yes", "--name", version, "--message", plan.message(run.sha)]
+    # --verbose: an API error then names its HTTP status, which tells a proxy's 502 from a 400.
+    argv += ["--yes", "--verbose", "--name", version, "--message", plan.message(run.sha)]
     if not activate:
         argv += ["--activate=false"]
     for key, value in sorted(plan.variables.items()):
@@ -224,18 +234,19 @@ def _publish_one(run: _Run, plan: Plan) -> Outcome:
 def _publish_new(run: _Run, plan: Plan) -> Outcome:
     if run.dry_run:
         return Outcome(plan.name, "would-push", plan.version, "new template")
-    version = _push(run, plan, None)
-    return Outcome(plan.name, "pushed", version, "created")
+    version, retried = _push(run, plan, None)
+    return Outcome(plan.name, "pushed", version, "; ".join(filter(None, ("created", retried))))
 
 
 def _publish_version(
     run: _Run, plan: Plan, template: Mapping[str, Any], active: Mapping[str, Any]
 ) -> Outcome:
     """A new version of an existing template: import it inactive, gate it, then promote it."""
+    retried = ""
     if run.dry_run:
         version, candidate = plan.version, _import_unattached(run, plan)
     else:
-        version = _push(run, plan, template)
+        version, retried = _push(run, plan, template)
         found = run.api.version_by_name(template["id"], version)
         if found is None:
             msg = f"{plan.name}: version {version} was pushed but the server does not list it"
@@ -260,6 +271,7 @@ def _publish_version(
     if not run.dry_run:
         run.api.promote(template["id"], candidate["id"])
     detail = f"accepted: {', '.join(f.id for f in accepted)}" if accepted else ""
+    detail = "; ".join(filter(None, (detail, retried)))
     return Outcome(plan.name, status, version, detail, findings=findings)
 
 
@@ -300,11 +312,30 @@ def _guarded(run: _Run, plan: Plan) -> Outcome:
         return Outcome(plan.name, "failed", plan.version, str(exc), image=plan.image)
 
 
+_LOG_TIME = re.compile(r"^\d{4}-\d\d-\d\d[T ][\d:.]+Z\s*")
+
+
 def _push_error(exc: CommandFailed) -> str:
-    """The line of ``coder templates push``'s output that says why (its last ``error:``)."""
-    lines = [line.strip() for line in f"{exc.stdout}\n{exc.stderr}".splitlines() if line.strip()]
-    errors = [line for line in lines if re.match(r"(?i)^(error|fatal)\b", line)]
-    return (errors or lines or [str(exc)])[-1]
+    """Why ``coder templates push`` failed, in one line: its last ``error:`` and terraform's first ``Error:``.
+
+    The CLI ends with the job's error ("terraform plan: exit status 1"); the reason is
+    in the import log it streamed before: ``Error: <summary>``, ``on <file> line <n>``,
+    the source lines, then the detail.
+    """
+    lines = [_LOG_TIME.sub("", line).strip() for line in f"{exc.stdout}\n{exc.stderr}".splitlines()]
+    lines = [line for line in lines if line]
+    final = ([line for line in lines if re.match(r"^(error|fatal)\b", line)] or lines or [str(exc)])[-1]
+    if status := re.search(r"Status code (\d{3})", "\n".join(lines)):
+        final += f" (HTTP {status.group(1)})"
+    start = next((i for i, line in enumerate(lines) if line.startswith("Error: ")), None)
+    if start is None:
+        return final
+    diagnostic = lines[start].removeprefix("Error: ")
+    rest = lines[start + 1 : start + 8]
+    where = next((line.removeprefix("on ").rstrip(":") for line in rest if line.startswith("on ")), "")
+    detail = next((line for line in rest if not line.startswith("on ") and not re.match(r"^\d+:", line)), "")
+    found = f"{diagnostic} ({where})" if where else diagnostic
+    return f"{final}; terraform: {found}" + (f": {detail}" if detail else "")
 
 
 def publish_templates(  # noqa: PLR0913 - keyword-only knobs of one step
