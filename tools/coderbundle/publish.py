@@ -354,9 +354,9 @@ def publish_templates(  # noqa: PLR0913 - keyword-only knobs of one step
     plan_file = write_artifacts(plans, sha, settings)
     if not settings.coder_url:
         return PublishResult("embedded", [_planned(p) for p in plans], plan_file)
+    run = _connect(settings, sha, dry_run=dry_run)
     if not dry_run and not allow_default_image:
         _refuse_unbuilt_images(plans)
-    run = _connect(settings, sha, dry_run=dry_run)
     run.accept_breaking = accept_breaking
     notes = _ignored_notes(run, plans)
     done: dict[str, Outcome] = {}
