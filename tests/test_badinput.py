@@ -454,6 +454,26 @@ CASES = [
         2,
         ("images.download_source", "'upstream' or 'registries'"),
     ),
+    Case(
+        "external-auth-id-bad",
+        edit("bundle.toml", 'external_auth = "gitlab"', 'external_auth = "git lab"'),
+        R,
+        2,
+        ("coder.external_auth", "CODER_EXTERNAL_AUTH_<n>_ID"),
+    ),
+    Case(
+        "external-auth-none-renders",
+        edit("bundle.toml", 'external_auth = "gitlab"', 'external_auth = ""'),
+        R,
+        0,
+    ),
+    Case(
+        "pinned-image-bad",
+        edit("bundle.toml", "[terraform]\n", '[images.pinned]\nbase = "Not An Image!"\n\n[terraform]\n'),
+        R,
+        2,
+        ("images.pinned.base", "registry/repository"),
+    ),
     Case("no-bundle-toml", lambda root: (root / "bundle.toml").unlink(), R, 2, ("bundle.toml",)),
     # --- versions.toml ---------------------------------------------------------------------------
     Case(
