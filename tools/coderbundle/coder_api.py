@@ -200,7 +200,11 @@ class CoderAPI:
 
     def file(self, file_id: str) -> bytes:
         """A file the deployment stores (a template version's archive)."""
-        return self.request("GET", f"/files/{file_id}").content
+        resp = self.request("GET", f"/files/{file_id}")
+        if resp.status_code == _NOT_FOUND:
+            msg = f"GET {self.url}/api/v2/files/{file_id}: the server no longer has this version's archive"
+            raise PublishError(msg)
+        return resp.content
 
     def import_version(self, org_id: str, file_id: str, variables: dict[str, str]) -> dict[str, Any]:
         """Import an archive as a version of no template (users never see it); the new version."""

@@ -29,6 +29,7 @@ import tarfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from coderbundle.errors import PublishError
 from coderbundle.hcl import Block, HclSyntaxError, parse_text
 
 if TYPE_CHECKING:
@@ -136,12 +137,16 @@ def _changed(name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[
 def tf_files(archive: bytes) -> dict[str, str]:
     """The top-level ``*.tf`` files of a template archive (name -> text)."""
     found = {}
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        for member in tar.getmembers():
-            if member.isfile() and member.name.endswith(".tf") and "/" not in member.name.strip("./"):
-                data = tar.extractfile(member)
-                if data is not None:
-                    found[member.name.removeprefix("./")] = data.read().decode("utf-8", "replace")
+    try:
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            for member in tar.getmembers():
+                if member.isfile() and member.name.endswith(".tf") and "/" not in member.name.strip("./"):
+                    data = tar.extractfile(member)
+                    if data is not None:
+                        found[member.name.removeprefix("./")] = data.read().decode("utf-8", "replace")
+    except tarfile.TarError as exc:
+        msg = f"a template version's archive is not a tar file ({exc}); push the template again"
+        raise PublishError(msg) from None
     return found
 
 
