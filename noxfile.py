@@ -37,6 +37,15 @@ TOOLS_CACHE = Path(
     os.environ.get("CODERBUNDLE_TOOLS_CACHE", Path.home() / ".cache" / "coderbundle" / "tools")
 )
 
+# The real coder/registry module trees at the pinned tags (test data beside the repository,
+# never copied into it): the module registry on 127.0.0.1 serves them in place of the stubs.
+REAL_MODULES = Path(__file__).resolve().parent.parent / "shared" / "registry-modules"
+
+
+def _module_mirror() -> Path:
+    """The real module trees when they are here, the stubs of `nox -s tools` otherwise."""
+    return REAL_MODULES if (REAL_MODULES / "PROVENANCE.tsv").is_file() else TOOLS_CACHE / "modules"
+
 
 def _tools_env() -> dict[str, str]:
     """The offline terraform settings of the tools cache, when `nox -s tools` has built it.
@@ -51,7 +60,7 @@ def _tools_env() -> dict[str, str]:
     found = {
         "CODERBUNDLE_TERRAFORM": str(TOOLS_CACHE / manifest.get("terraform", {}).get("path", "-")),
         "CODERBUNDLE_PROVIDER_MIRROR": str(TOOLS_CACHE / "providers"),
-        "CODERBUNDLE_MODULE_MIRROR": str(TOOLS_CACHE / "modules"),
+        "CODERBUNDLE_MODULE_MIRROR": str(_module_mirror()),
     }
     if not all(Path(v).exists() for v in found.values()):
         return {}
