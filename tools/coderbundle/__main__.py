@@ -65,7 +65,9 @@ def _cmd_test(args: argparse.Namespace, settings: Settings) -> int:
     from coderbundle.pipeline import render_all  # noqa: PLC0415
     from coderbundle.plantest import plan_templates, print_plan_report  # noqa: PLC0415
 
-    report = plan_templates(render_all(settings, args.names), settings)
+    report = plan_templates(
+        render_all(settings, args.names), settings, choices=args.choices, workers=args.workers
+    )
     print_plan_report(report, fmt=args.format)
     return 0 if report.ok else 1
 
@@ -176,6 +178,18 @@ class _SubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]  # noqa
         return parser
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"expected a whole number of at least 1, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coderbundle",
@@ -206,6 +220,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="templates (default: all)")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--no-choices",
+        dest="choices",
+        action="store_false",
+        help="only defaults and presets (not every agent, repository, dotfiles and option)",
+    )
+    p.add_argument("--workers", type=_positive, default=2, help="plans at a time (default 2)")
     p.set_defaults(func=_cmd_test)
 
     p = sub.add_parser("publish", help="render, validate, push changed templates to Coder")

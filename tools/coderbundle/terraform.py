@@ -80,8 +80,10 @@ def _summary(binary: str | None, settings: Settings) -> str:
     parts = [f"terraform {_version(binary)}"]
     if provider_mirror := settings.terraform.provider_mirror:
         base = Path(provider_mirror) / "registry.terraform.io"
-        for info in sorted(base.glob(f"*/*/*/*/{mirrors.BUILDINFO}")):
-            address = "/".join(info.relative_to(base).parts[:2])
+        infos = base.glob(f"*/*/*/*/{mirrors.BUILDINFO}")
+        addresses = {"/".join(i.relative_to(base).parts[:2]) for i in infos}
+        # The newest version of each: what terraform installs for a `>=` constraint.
+        for address in sorted(addresses):
             found = mirrors.provenance(Path(provider_mirror), address)
             if found is not None:
                 parts.append(f"{found.address} {found.version} {found.kind}")
