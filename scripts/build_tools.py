@@ -15,6 +15,10 @@ What it builds (versions from templates/_shared/versions.toml):
   proxy serves it; otherwise the stand-in provider of tests/standin/ (schema
   data over Terraform's plugin protocol), recorded as a stand-in, never as the
   real provider;
+* the plan matrix: terraform and coder provider versions of MATRIX_TERRAFORM and
+  MATRIX_CODER beside the pinned ones (``terraform@<v>``, ``coder/coder@<v>``
+  in the manifest), a provider mirror per coder provider under ``matrix/`` and
+  ``matrix/MATRIX.json`` (``nox -s test-templates`` plans on each pair);
 * stub modules for every ``[modules.*]`` pin, generated from
   tools/coderbundle/data/modules.json (the exact variables and their types;
   outputs are strings, as every pinned module's outputs are).

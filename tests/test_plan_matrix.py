@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import json
+import re
+import runpy
+import tomllib
+from pathlib import Path
 
 from coderbundle import plan_matrix, plantest
 from coderbundle.plan_matrix import Factor, choice_rows, factors, pairwise
@@ -90,3 +95,22 @@ def test_the_choice_cases_plan_every_agent_on_start_and_stop():
     assert {c.preset for c in cases if c.transition == "stop"} <= names
     assert len({c.label for c in cases}) == len(cases)
     assert plan_matrix.PAIRWISE[0] == "ai_agent"
+
+
+def test_the_pins_span_exactly_the_versions_the_matrix_plans():
+    repo = Path(__file__).resolve().parent.parent
+    versions = tomllib.loads((repo / "templates" / "_shared" / "versions.toml").read_text())
+    build_tools = runpy.run_path(str(repo / "scripts" / "build_tools.py"))
+    lowest, highest = build_tools["MATRIX_CODER"]
+    match = re.fullmatch(r">= (\d+\.\d+\.\d+), < (\d+)\.(\d+)\.0", versions["providers"]["coder"]["version"])
+    assert match, versions["providers"]["coder"]["version"]
+    # from the lowest planned to just above the highest planned: the range stops where the proof does
+    assert match.group(1) == lowest
+    major, minor, _ = highest.split(".")
+    assert (match.group(2), match.group(3)) == (major, str(int(minor) + 1))
+    coder = json.loads((repo / "tools" / "coderbundle" / "data" / "coder.json").read_text())
+    assert coder["version"] == lowest  # the schema checks describe the lowest
+    oldest, newest = build_tools["MATRIX_TERRAFORM"]
+    assert oldest == versions["terraform"]["version"]
+    assert versions["terraform"]["required_version"] == ">= " + ".".join(oldest.split(".")[:2])
+    assert tuple(map(int, newest.split("."))) < (1, 14, 9)  # Coder v2.30.0's maxTerraformVersion
