@@ -134,3 +134,21 @@ def test_copilot_plans_on_the_oldest_supported_terraform(bundle):
 def terraform_version(plan: dict) -> tuple[int, ...]:
     """terraform's version from a plan's JSON."""
     return tuple(int(p) for p in plan["terraform_version"].split(".")[:2])
+
+
+def test_two_open_toolchains_in_one_checkout_keep_their_own_configuration(tmp_path):
+    # One shared cli.tfrc let the second run's mirrors and registry port replace the first's.
+    (tmp_path / "bundle.toml").write_text("")
+    first_mirror, second_mirror = tmp_path / "one", tmp_path / "two"
+    _module(first_mirror, "first")
+    _module(second_mirror, "second")
+    one = load_settings(tmp_path, {"CODERBUNDLE_MODULE_MIRROR": str(first_mirror)})
+    two = load_settings(tmp_path, {"CODERBUNDLE_MODULE_MIRROR": str(second_mirror)})
+    with terraform.toolchain(one) as a, terraform.toolchain(two) as b:
+        config_a = Path(a.env["TF_CLI_CONFIG_FILE"])
+        config_b = Path(b.env["TF_CLI_CONFIG_FILE"])
+        assert config_a != config_b
+        assert config_a.read_text() != config_b.read_text()
+        assert a.key != b.key
+    assert not config_a.exists()
+    assert not config_b.exists()

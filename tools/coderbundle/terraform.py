@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import socket
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -108,26 +109,27 @@ def toolchain(settings: Settings) -> Iterator[Toolchain]:
     env = {"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
     summary = _summary(binary, settings)
     key = _mirror_key(binary, provider_mirror, module_mirror)
-    config_path = settings.build_dir / ".cache" / "terraform" / "cli.tfrc"
+    # One configuration per open toolchain: two runs in one checkout (a test beside a validate,
+    # the plan matrix's toolchains) each name their own mirrors and registry port.
+    folder = settings.build_dir / ".cache" / "terraform"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="cli-", suffix=".tfrc", dir=folder)
+    os.close(fd)
+    config_path = Path(name)
     # No plugin cache: terraform links unpacked mirror packages in place, and a cache would
     # keep a stale copy when the mirror is rebuilt.
     plugin_cache = None
-    if module_mirror is None:
-        if provider_mirror is not None:
-            env["TF_CLI_CONFIG_FILE"] = str(
-                mirrors.cli_config(
-                    config_path, provider_mirror=provider_mirror, registry=None, plugin_cache=plugin_cache
+    try:
+        with contextlib.ExitStack() as stack:
+            registry = stack.enter_context(mirrors.serve_modules(module_mirror)) if module_mirror else None
+            if provider_mirror is not None or registry is not None:
+                written = mirrors.cli_config(
+                    config_path, provider_mirror=provider_mirror, registry=registry, plugin_cache=plugin_cache
                 )
-            )
-        yield Toolchain(binary, env, tf.validate, provider_mirror is not None, summary, key)
-        return
-    with mirrors.serve_modules(module_mirror) as registry:
-        env["TF_CLI_CONFIG_FILE"] = str(
-            mirrors.cli_config(
-                config_path, provider_mirror=provider_mirror, registry=registry, plugin_cache=plugin_cache
-            )
-        )
-        yield Toolchain(binary, env, tf.validate, provider_mirror is not None, summary, key)
+                env["TF_CLI_CONFIG_FILE"] = str(written)
+            yield Toolchain(binary, env, tf.validate, provider_mirror is not None, summary, key)
+    finally:
+        config_path.unlink(missing_ok=True)
 
 
 def fingerprint(settings: Settings) -> str:
