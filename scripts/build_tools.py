@@ -332,6 +332,25 @@ def build_module_stubs(cache: Cache) -> Path:
     return root
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    """A hard link (no second copy of a provider binary), or a copy where links are refused."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _mirrors_current(providers: Path, mirror: Path, sources: list[Path]) -> bool:
+    """True when every file of ``sources`` is in ``mirror`` already (the same file, hard-linked)."""
+    for source in sources:
+        for path in source.rglob("*"):
+            if path.is_file():
+                copy = mirror / path.relative_to(providers)
+                if not copy.is_file() or not path.samefile(copy):
+                    return False
+    return True
+
+
 def build_matrix(cache: Cache, pinned_terraform: str, pinned_coder: str) -> Path:
     """The plan matrix's toolchains: the terraforms and the coder providers' own mirrors.
 
@@ -350,10 +369,12 @@ def build_matrix(cache: Cache, pinned_terraform: str, pinned_coder: str) -> Path
         key = "coder/coder" if version == pinned_coder else f"coder/coder@{version}"
         binary = build_provider(cache, "coder/coder", version, key)
         mirror = cache.root / "matrix" / f"coder-{version}"
-        shutil.rmtree(mirror, ignore_errors=True)
-        for source in (binary.parent, kubernetes):
-            relative = source.relative_to(cache.root / "providers")
-            shutil.copytree(source, mirror / relative, copy_function=os.link, symlinks=True)
+        sources = [binary.parent, kubernetes]
+        if not _mirrors_current(cache.root / "providers", mirror, sources):
+            shutil.rmtree(mirror, ignore_errors=True)  # a run planning with it meanwhile would fail
+            for source in sources:
+                relative = source.relative_to(cache.root / "providers")
+                shutil.copytree(source, mirror / relative, copy_function=_link_or_copy, symlinks=True)
         mirrors[version] = str(mirror.relative_to(cache.root))
     index = cache.root / "matrix" / "MATRIX.json"
     data = {"terraform": terraforms, "provider_mirrors": mirrors}
