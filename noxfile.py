@@ -37,6 +37,15 @@ TOOLS_CACHE = Path(
     os.environ.get("CODERBUNDLE_TOOLS_CACHE", Path.home() / ".cache" / "coderbundle" / "tools")
 )
 
+# The real coder/registry module trees at the pinned tags (test data beside the repository,
+# never copied into it): the module registry on 127.0.0.1 serves them in place of the stubs.
+REAL_MODULES = Path(__file__).resolve().parent.parent / "shared" / "registry-modules"
+
+
+def _module_mirror() -> Path:
+    """The real module trees when they are here, the stubs of `nox -s tools` otherwise."""
+    return REAL_MODULES if (REAL_MODULES / "PROVENANCE.tsv").is_file() else TOOLS_CACHE / "modules"
+
 
 def _tools_env() -> dict[str, str]:
     """The offline terraform settings of the tools cache, when `nox -s tools` has built it.
@@ -51,7 +60,7 @@ def _tools_env() -> dict[str, str]:
     found = {
         "CODERBUNDLE_TERRAFORM": str(TOOLS_CACHE / manifest.get("terraform", {}).get("path", "-")),
         "CODERBUNDLE_PROVIDER_MIRROR": str(TOOLS_CACHE / "providers"),
-        "CODERBUNDLE_MODULE_MIRROR": str(TOOLS_CACHE / "modules"),
+        "CODERBUNDLE_MODULE_MIRROR": str(_module_mirror()),
     }
     if not all(Path(v).exists() for v in found.values()):
         return {}
@@ -114,11 +123,31 @@ def tools(session: nox.Session) -> None:
     session.run("python", "scripts/build_tools.py", *session.posargs)
 
 
+def matrix_toolchains(cache: Path = TOOLS_CACHE) -> list[dict[str, str]]:
+    """The plan matrix's toolchains `nox -s tools` built: each terraform x each coder provider mirror.
+
+    ``[]`` without a built matrix (`matrix/MATRIX.json`, scripts/build_tools.py).
+    """
+    try:
+        data = json.loads((cache / "matrix" / "MATRIX.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [
+        {"CODERBUNDLE_TERRAFORM": str(cache / tf), "CODERBUNDLE_PROVIDER_MIRROR": str(cache / mirror)}
+        for tf in data["terraform"].values()
+        for mirror in data["provider_mirrors"].values()
+    ]
+
+
 @nox.session(name="test-templates")
 def test_templates(session: nox.Session) -> None:
-    """Plan every template x preset x start/stop with real terraform and check the invariants."""
+    """Plan every template x (presets, defaults, every agent and option) x start/stop, and check the
+    invariants, on the oldest and newest terraform x the lowest and highest coder provider."""
     _install(session)
-    _coderbundle(session, "test")
+    session.env.update(_tools_env())
+    for toolchain in matrix_toolchains() or [{}]:
+        session.env.update(toolchain)
+        session.run("python", "-m", "coderbundle", "test", *session.posargs, stderr=None)
 
 
 @nox.session
@@ -178,6 +207,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "scripts/bench_publish.py")
     if session.env.get("CODERBUNDLE_PROVIDER_MIRROR") or os.environ.get("CODERBUNDLE_PROVIDER_MIRROR"):
         session.run("python", "scripts/bench_terraform.py")
+        session.run("python", "scripts/bench_matrix.py")
     else:
         session.log("bench_terraform skipped: no offline toolchain (run `nox -s tools`)")
     if "images" in session.posargs:

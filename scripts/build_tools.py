@@ -19,6 +19,10 @@ What it builds (versions from templates/_shared/versions.toml):
   ``./cmd/coder``) for the tests that publish to a real deployment: the
   chart's ``appVersion`` first, then the newest fallback the Go module proxy
   serves whole (``CODER_SERVER_FALLBACKS``); the manifest records which one;
+* the plan matrix: terraform and coder provider versions of MATRIX_TERRAFORM and
+  MATRIX_CODER beside the pinned ones (``terraform@<v>``, ``coder/coder@<v>``
+  in the manifest), a provider mirror per coder provider under ``matrix/`` and
+  ``matrix/MATRIX.json`` (``nox -s test-templates`` plans on each pair);
 * stub modules for every ``[modules.*]`` pin, generated from
   tools/coderbundle/data/modules.json (the exact variables and their types;
   outputs are strings, as every pinned module's outputs are).
@@ -76,6 +80,12 @@ CODER_MODULE = "github.com/coder/coder/v2"
 # aibridge and boundary, are imported under enterprise/ only, which ./cmd/coder leaves out).
 CODER_SERVER_FALLBACKS = ("2.30.0",)
 CHART = ROOT / "chart" / "Chart.yaml"
+# The plan matrix (docs/offline.md): the oldest and newest terraform the templates support
+# (required_version; the newest the Go module proxy serves below Coder v2.30.0's limit,
+# maxTerraformVersion 1.14.9 in provisioner/terraform/install.go), and the lowest and highest
+# coder provider the pin allows.
+MATRIX_TERRAFORM = ("1.9.8", "1.14.8")
+MATRIX_CODER = ("2.18.0", "2.20.0")
 # The kubernetes provider's module path lacks /v2, so its v2 tags are reachable
 # only through a pseudo-version of the tag's commit.
 PSEUDO_VERSIONS = {("hashicorp/kubernetes", "2.38.0"): "v1.13.5-0.20250721172020-be88f4427105"}
@@ -212,10 +222,10 @@ class Cache:
             tmp.replace(self.manifest_path)
 
 
-def build_terraform(cache: Cache, version: str) -> Path:
+def build_terraform(cache: Cache, version: str, key: str = "terraform") -> Path:
     """Terraform at ``version``, built unless the manifest says it is there."""
     out = cache.root / "terraform" / version / "terraform"
-    if cache.current("terraform", version):
+    if cache.current(key, version):
         return out
     src = go_download(GO_MODULES["terraform"], f"v{version}")
     if isinstance(src, str):
@@ -231,7 +241,7 @@ def build_terraform(cache: Cache, version: str) -> Path:
     if left_out:
         notes += f"; remote-state backends left out (nested modules not in the zip): {', '.join(left_out)}"
     cache.record(
-        "terraform",
+        key,
         out,
         version=version,
         kind="built from source",
@@ -309,20 +319,21 @@ def standin_python(cache: Cache) -> str:
     return str(python)
 
 
-def build_provider(cache: Cache, address: str, version: str) -> Path:
+def build_provider(cache: Cache, address: str, version: str, key: str = "") -> Path:
     """A provider built from source, or the declared stand-in when it cannot be built."""
+    key = key or address
     out = provider_binary_path(cache.root / "providers", address, version, target())
     standin_inputs = hashlib.sha256(b"".join(p.read_bytes() for p in STANDIN_SOURCES)).hexdigest()
-    entry = cache.manifest.get(address, {})
+    entry = cache.manifest.get(key, {})
     inputs = standin_inputs if entry.get("kind") == "stand-in" else ""
-    if cache.current(address, version, inputs):
+    if cache.current(key, version, inputs):
         return out
     query = PSEUDO_VERSIONS.get((address, version), f"v{version}")
     src = go_download(GO_MODULES[address], query)
     if isinstance(src, Path):
         go_build(src, out, f"-s -w -X main.version={version}")
         cache.record(
-            address,
+            key,
             out,
             version=version,
             kind="built from source",
@@ -383,6 +394,65 @@ def build_module_stubs(cache: Cache) -> Path:
     return root
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    """A hard link (no second copy of a provider binary), or a copy where links are refused."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _mirrors_current(providers: Path, mirror: Path, sources: list[Path]) -> bool:
+    """True when every file of ``sources`` is in ``mirror`` already (the same file, hard-linked)."""
+    for source in sources:
+        for path in source.rglob("*"):
+            if path.is_file():
+                copy = mirror / path.relative_to(providers)
+                if not copy.is_file() or not path.samefile(copy):
+                    return False
+    return True
+
+
+def build_matrix(cache: Cache, pinned_terraform: str, pinned_coder: str) -> Path:
+    """The plan matrix's toolchains: the terraforms and the coder providers' own mirrors.
+
+    Every terraform of MATRIX_TERRAFORM, and per coder provider of MATRIX_CODER a provider
+    mirror of its own (hard links), so terraform picks exactly that one.
+
+    Additive: the pinned versions keep their manifest keys; the others get ``<key>@<version>``.
+    """
+    terraforms = {}
+    for version in MATRIX_TERRAFORM:
+        key = "terraform" if version == pinned_terraform else f"terraform@{version}"
+        terraforms[version] = str(build_terraform(cache, version, key).relative_to(cache.root))
+    mirrors = {}
+    kubernetes = cache.root / "providers" / "registry.terraform.io" / "hashicorp"
+    for version in MATRIX_CODER:
+        key = "coder/coder" if version == pinned_coder else f"coder/coder@{version}"
+        binary = build_provider(cache, "coder/coder", version, key)
+        mirror = cache.root / "matrix" / f"coder-{version}"
+        sources = [binary.parent, kubernetes]
+        if not _mirrors_current(cache.root / "providers", mirror, sources):
+            shutil.rmtree(mirror, ignore_errors=True)  # a run planning with it meanwhile would fail
+            for source in sources:
+                relative = source.relative_to(cache.root / "providers")
+                shutil.copytree(source, mirror / relative, copy_function=_link_or_copy, symlinks=True)
+        mirrors[version] = str(mirror.relative_to(cache.root))
+    index = cache.root / "matrix" / "MATRIX.json"
+    data = {"terraform": terraforms, "provider_mirrors": mirrors}
+    index.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    cache.record(
+        "matrix",
+        index,
+        version=f"terraform {'/'.join(MATRIX_TERRAFORM)}; coder/coder {'/'.join(MATRIX_CODER)}",
+        kind="plan matrix",
+        source="scripts/build_tools.py MATRIX_TERRAFORM, MATRIX_CODER",
+        notes="the oldest and newest terraform and coder provider the templates are planned with",
+        **data,
+    )
+    return index
+
+
 def write_cli_config(cache: Cache) -> Path:
     """The CLI configuration that installs providers from the mirror only."""
     config = cache.root / "terraform.tfrc"
@@ -421,6 +491,7 @@ def main() -> int:
         build_provider(cache, address, pinned(versions["providers"][key]["version"]))
     coder = build_coder_server(cache)
     modules = build_module_stubs(cache)
+    build_matrix(cache, versions["terraform"]["version"], pinned(versions["providers"]["coder"]["version"]))
     config = write_cli_config(cache)
     for key, entry in sorted(cache.manifest.items()):
         log(f"{key} {entry['version']}: {entry['kind']} (sha256 {entry['sha256'][:12]}…)")

@@ -849,6 +849,8 @@ def test_help_lists_exit_codes_in_user_words(capsys):
         ("deploy",),
         ("vault-setup",),
         ("images", "build"),
+        ("mirror",),
+        ("test",),
     ]
     for command in commands:
         assert main([*command, "--help"]) == 0

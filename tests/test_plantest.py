@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -68,6 +69,35 @@ BROKEN = {
         '    name        = "coder-${data.coder_workspace.me.id}"\n    namespace   = var.namespace\n',
         '    name        = "coder-workspace"\n    namespace   = var.namespace\n',
     ),
+    # The modules' resources: these fire only with the real module trees (stubs create nothing).
+    "apps-have-unique-slugs": (
+        "templates/python/main.tf.j2",
+        'resource "coder_env" "poetry_in_project" {\n',
+        (
+            'resource "coder_app" "twin" {\n'
+            "  count        = data.coder_workspace.me.start_count\n"
+            "  agent_id     = coder_agent.main.id\n"
+            '  slug         = "code-server"\n'
+            '  display_name = "Twin"\n'
+            '  url          = "http://localhost:1/"\n'
+            "}\n\n"
+            'resource "coder_env" "poetry_in_project" {\n'
+        ),
+    ),
+    "parameters-are-ordered-and-described": (
+        "templates/_shared/git.tf.j2",
+        "  coder_parameter_order = 21\n",
+        "",
+    ),
+}
+NEEDS_REAL_MODULES = {"apps-have-unique-slugs", "parameters-are-ordered-and-described"}
+# Broken in a copy of the module trees, not in a template: (module folder, old, new).
+BROKEN_MODULES = {
+    "module-resources-use-the-callers-agent": (
+        "registry.coder.com/coder/code-server/coder/1.5.2",
+        "agent_id     = var.agent_id",
+        'agent_id     = "00000000-0000-0000-0000-000000000000"',
+    ),
 }
 
 
@@ -95,7 +125,8 @@ def test_every_invariant_holds_on_a_real_template(bundle):
         "python/Large/stop",
     } <= labels
     assert "terraform 1.9.8" in report.toolchain
-    assert "modules: stubs" in report.toolchain
+    # Real trees (../shared/registry-modules) when they are there, stubs otherwise: said either way.
+    assert mirrors.describe_modules(Path(TOOLS_ENV["CODERBUNDLE_MODULE_MIRROR"])) in report.toolchain
     # the pod really carries the preset's parameters
     assert all(c.resources > 0 for c in report.cases)
 
@@ -104,7 +135,10 @@ def test_every_invariant_holds_on_a_real_template(bundle):
 @pytest.mark.slow
 def test_each_invariant_fails_on_its_broken_template(bundle, tmp_path):
     failures: dict[str, list[str]] = {}
+    real = (Path(TOOLS_ENV["CODERBUNDLE_MODULE_MIRROR"]) / mirrors.PROVENANCE_TSV).is_file()
     for invariant, (rel, old, new) in BROKEN.items():
+        if invariant in NEEDS_REAL_MODULES and not real:
+            continue
         root = tmp_path / invariant
         root.mkdir()
         shutil.copytree(bundle(real=("python",)), root, dirs_exist_ok=True)
@@ -128,7 +162,31 @@ def test_every_invariant_is_documented():
     for invariant in invariants.INVARIANTS:
         assert f"### {invariant.name}" in docs, invariant.name
         assert invariant.doc
-    assert set(BROKEN) == {i.name for i in invariants.INVARIANTS}
+    assert set(BROKEN) | set(BROKEN_MODULES) == {i.name for i in invariants.INVARIANTS}
+
+
+@needs_tools
+@pytest.mark.slow
+def test_each_module_invariant_fails_on_its_broken_module(bundle, tmp_path):
+    source = Path(TOOLS_ENV["CODERBUNDLE_MODULE_MIRROR"])
+    if not (source / mirrors.PROVENANCE_TSV).is_file():
+        pytest.skip("the module mirror holds stubs: no module resources to break")
+    for invariant, (folder, old, new) in BROKEN_MODULES.items():
+        mirror = tmp_path / invariant / "modules"
+        shutil.copytree(source, mirror)  # a scratch copy of the test data, edited below
+        main = mirror / folder / "main.tf"
+        text = main.read_text()
+        assert old in text, f"{invariant}: the edit no longer applies to {folder}"
+        main.write_text(text.replace(old, new, 1))
+        root = tmp_path / invariant / "bundle"
+        shutil.copytree(bundle(real=("python",)), root)
+        shutil.rmtree(tmp_path / "bundle")
+        settings = load_settings(root, {**TOOLS_ENV, "CODERBUNDLE_MODULE_MIRROR": str(mirror)})
+        report = plan_templates(render_all(settings), settings, presets=False)
+        found = [str(f) for c in report.cases for f in c.failures]
+        named = [f for f in found if f.startswith(f"[{invariant}]")]
+        assert named, f"{invariant} did not fire: {found}"
+        assert all("; fix: " in f for f in named)
 
 
 def test_parameter_values_reach_the_provider_as_the_provisioner_passes_them():
@@ -242,7 +300,7 @@ def test_terraform_validate_runs_offline_and_points_at_the_template_source(bundl
     (cb003,) = [p for p in result.problems if p.rule == "CB003"]
     assert "upper" in cb003.message
     assert f"(from templates/python/main.tf.j2:{line})" in cb003.message
-    assert "coder/coder 2.18.0 built from source" in report.toolchain
+    assert re.search(r"coder/coder 2\.\d+\.\d+ built from source", report.toolchain), report.toolchain
     assert "hashicorp/kubernetes 2.38.0 stand-in" in report.toolchain
 
 

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from coderbundle import __version__
 from coderbundle.console import err_console
-from coderbundle.errors import EXIT_USAGE, CommandFailed, ToolError, ValidationFailed
+from coderbundle.errors import EXIT_USAGE, CommandFailed, ToolError, UsageError, ValidationFailed
 from coderbundle.files import locked
 from coderbundle.settings import find_root, load_settings
 
@@ -65,9 +65,38 @@ def _cmd_test(args: argparse.Namespace, settings: Settings) -> int:
     from coderbundle.pipeline import render_all  # noqa: PLC0415
     from coderbundle.plantest import plan_templates, print_plan_report  # noqa: PLC0415
 
-    report = plan_templates(render_all(settings, args.names), settings)
+    report = plan_templates(
+        render_all(settings, args.names), settings, choices=args.choices, workers=args.workers
+    )
     print_plan_report(report, fmt=args.format)
     return 0 if report.ok else 1
+
+
+def _cmd_mirror(args: argparse.Namespace, settings: Settings) -> int:
+    from coderbundle.mirror_modules import mirror_modules, verify_mirror  # noqa: PLC0415
+
+    if args.verify:
+        count = verify_mirror(args.directory)
+        err_console.print(f"{args.directory}: {count} files match MIRROR.json", markup=False)
+        return 0
+    urls = {}
+    for item in args.registry_url:
+        host, sep, url = item.partition("=")
+        if not sep or not host or not url:
+            msg = (
+                f"--registry-url {item!r}: expected HOST=URL (registry.coder.com=https://proxy.example.com/)"
+            )
+            raise UsageError(msg)
+        urls[host] = url
+    result = mirror_modules(settings, args.directory, registry_urls=urls)
+    for module, count in sorted(result.modules.items()):
+        err_console.print(f"{module}: {count} files", markup=False)
+    err_console.print(
+        f"{len(result.modules)} modules in {result.directory}; serve them with "
+        f"[terraform] module_mirror = {str(result.directory)!r}",
+        markup=False,
+    )
+    return 0
 
 
 def _cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
@@ -178,6 +207,37 @@ class _SubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]  # noqa
         return parser
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"expected a whole number of at least 1, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _add_mirror(sub: Any) -> None:
+    """The ``mirror`` subcommand (coderbundle.mirror_modules)."""
+    p = sub.add_parser(
+        "mirror", help="download every pinned registry module and the modules they call into a module mirror"
+    )
+    p.add_argument("directory", type=Path, metavar="DIR", help="the mirror folder (replaced whole)")
+    p.add_argument(
+        "--registry-url",
+        action="append",
+        default=[],
+        metavar="HOST=URL",
+        help="read HOST's service discovery from URL (a registry proxy)",
+    )
+    p.add_argument(
+        "--verify", action="store_true", help="check DIR against its MIRROR.json; download nothing"
+    )
+    p.set_defaults(func=_cmd_mirror)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coderbundle",
@@ -208,7 +268,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="templates (default: all)")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--no-choices",
+        dest="choices",
+        action="store_false",
+        help="only defaults and presets (not every agent, repository, dotfiles and option)",
+    )
+    p.add_argument("--workers", type=_positive, default=2, help="plans at a time (default 2)")
     p.set_defaults(func=_cmd_test)
+
+    _add_mirror(sub)
 
     p = sub.add_parser("publish", help="render, validate, push changed templates to Coder")
     p.add_argument("names", nargs="*", metavar="NAME", help="templates (default: all)")

@@ -19,6 +19,7 @@ __all__ = [
     "DeployError",
     "EnvError",
     "ImageBuildError",
+    "MirrorError",
     "PublishError",
     "RenderError",
     "SettingsError",
@@ -69,6 +70,10 @@ class ValidationFailed(ToolError):
 
 class ImageBuildError(ToolError):
     """An image could not be built or pushed."""
+
+
+class MirrorError(ToolError):
+    """The module mirror could not be made or does not match its MIRROR.json (nothing was swapped in)."""
 
 
 class PublishError(ToolError):

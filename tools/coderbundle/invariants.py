@@ -12,37 +12,26 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from coderbundle import module_invariants
+from coderbundle.planned import Failure, Planned
+from coderbundle.planned import walk as _walk
 from coderbundle.rules.image import image_facts
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from coderbundle.plantest import Case
     from coderbundle.render import RenderedTemplate
     from coderbundle.settings import Settings
 
-__all__ = ["INVARIANTS", "CaseResult", "Failure", "Invariant", "check_case", "image_env"]
+__all__ = ["INVARIANTS", "CaseResult", "Failure", "Invariant", "Planned", "check_case", "image_env"]
 
 WORKLOAD_KINDS = ("kubernetes_deployment_v1", "kubernetes_deployment", "kubernetes_pod_v1", "kubernetes_pod")
 PVC_KINDS = ("kubernetes_persistent_volume_claim_v1", "kubernetes_persistent_volume_claim")
 NAMESPACE_KINDS = ("kubernetes_namespace_v1", "kubernetes_namespace")
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(m|Ki|Mi|Gi|Ti)?$")
 _SCALE = {None: 1.0, "m": 0.001, "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40}
-
-
-@dataclass(frozen=True)
-class Failure:
-    """One broken invariant: where, what, and what to do."""
-
-    invariant: str
-    resource: str
-    message: str
-    fix: str
-
-    def __str__(self) -> str:
-        """``[name] resource: message; fix``."""
-        return f"[{self.invariant}] {self.resource}: {self.message}; fix: {self.fix}"
 
 
 @dataclass
@@ -59,58 +48,11 @@ class CaseResult:
             "template": self.case.template,
             "preset": self.case.preset,
             "transition": self.case.transition,
+            "parameters": dict(self.case.parameters),
             "workspace": self.case.owner.workspace_name,
             "resources": self.resources,
             "failures": [vars(f) for f in self.failures],
         }
-
-
-@dataclass(frozen=True)
-class Planned:
-    """What an invariant sees: the case, its plan, every plan of the run, the settings."""
-
-    case: Case
-    plan: dict[str, Any]
-    plans: Mapping[Case, dict[str, Any] | str]
-    template: RenderedTemplate
-    settings: Settings
-
-    def resources(self) -> list[dict[str, Any]]:
-        """Every planned resource, and every data source read while planning (modules included)."""
-        planned = list(_walk(self.plan.get("planned_values", {}).get("root_module", {})))
-        read = _walk(self.plan.get("prior_state", {}).get("values", {}).get("root_module", {}))
-        return planned + [r for r in read if r.get("mode") == "data"]
-
-    def of_type(self, *types: str) -> list[dict[str, Any]]:
-        """Planned managed resources of these types."""
-        return [r for r in self.resources() if r.get("mode") == "managed" and r.get("type") in types]
-
-    def sibling(self, **changes: str) -> dict[str, Any] | None:
-        """The plan of the same template with some case fields changed (e.g. transition="start")."""
-        for case, plan in self.plans.items():
-            if (
-                case.template == self.case.template
-                and isinstance(plan, dict)
-                and all(getattr(case, k) == v for k, v in changes.items())
-                and all(
-                    getattr(case, k) == getattr(self.case, k) for k in ("owner", "preset") if k not in changes
-                )
-            ):
-                return plan
-        return None
-
-    def parameter(self, name: str) -> str | None:
-        """The value a coder_parameter data source resolved to in this plan."""
-        for res in self.resources():
-            if res.get("type") == "coder_parameter" and res["values"].get("name") == name:
-                return str(res["values"].get("value"))
-        return None
-
-
-def _walk(module: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    yield from module.get("resources", [])
-    for child in module.get("child_modules", []):
-        yield from _walk(child)
 
 
 @dataclass(frozen=True)
@@ -301,8 +243,14 @@ def everything_has_its_agent(p: Planned) -> list[Failure]:
 
 
 def presets_are_accepted(p: Planned) -> list[Failure]:
-    """Every preset names only parameters that exist (the provider validates their values when planning)."""
-    parameters = {r["values"].get("name") for r in p.resources() if r.get("type") == "coder_parameter"}
+    """Every preset names only parameters that exist (the provider validates their values when planning).
+
+    The workspace form is built from the start plan: a module's parameters (dotfiles) exist only
+    while the module runs, so a stop case is checked against its start case's parameters.
+    """
+    plan = p.plan if p.case.transition == "start" else (p.sibling(transition="start") or p.plan)
+    read = _walk(plan.get("prior_state", {}).get("values", {}).get("root_module", {}))
+    parameters = {r["values"].get("name") for r in read if r.get("type") == "coder_parameter"}
     return [
         Failure(
             "presets-are-accepted",
@@ -361,6 +309,11 @@ INVARIANTS = [
     Invariant("everything-has-its-agent", everything_has_its_agent),
     Invariant("presets-are-accepted", presets_are_accepted),
     Invariant("workspaces-never-share-objects", workspaces_never_share_objects),
+    Invariant("apps-have-unique-slugs", module_invariants.apps_have_unique_slugs),
+    Invariant(
+        "module-resources-use-the-callers-agent", module_invariants.module_resources_use_the_callers_agent
+    ),
+    Invariant("parameters-are-ordered-and-described", module_invariants.parameters_are_ordered_and_described),
 ]
 
 

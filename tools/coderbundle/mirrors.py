@@ -19,6 +19,7 @@ real ``source`` addresses resolve unchanged.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import tarfile
@@ -36,14 +37,57 @@ __all__ = [
     "ModuleRegistry",
     "Provenance",
     "cli_config",
+    "describe_modules",
     "provenance",
     "provider_binary_path",
     "serve_modules",
+    "tree_digest",
     "write_stub_module",
 ]
 
 BUILDINFO = "BUILDINFO.json"
 STUB_MARKER = "STUB.json"
+# Beside the real coder/registry trees: module, version, release tag, commit (one line each).
+PROVENANCE_TSV = "PROVENANCE.tsv"
+# Written by `coderbundle mirror` (mirror_modules.py): where the trees came from, their sha256.
+MIRROR_MANIFEST = "MIRROR.json"
+# Files above this size are keyed by size and mtime, not read (provider binaries).
+_DIGEST_READ_LIMIT = 1 << 20
+
+
+def describe_modules(mirror: Path) -> str:
+    """What a module mirror holds, for every report: real trees or stubs."""
+    if any(mirror.rglob(STUB_MARKER)):
+        return "modules: stubs (no module resources)"
+    if (mirror / PROVENANCE_TSV).is_file():
+        return "modules: real, coder/registry at pinned tags"
+    if (mirror / MIRROR_MANIFEST).is_file():
+        try:
+            origin = str(json.loads((mirror / MIRROR_MANIFEST).read_text(encoding="utf-8"))["registry"])
+        except (OSError, ValueError, KeyError, TypeError):
+            origin = "a registry"
+        return f"modules: real, mirrored from {origin} by coderbundle mirror"
+    return "modules: from the module mirror"
+
+
+def tree_digest(root: Path) -> str:
+    """A sha256 over every file under ``root`` (path and content): a cache key for a mirror.
+
+    Small files are read; large ones (provider binaries) count by size and mtime.
+    """
+    h = hashlib.sha256()
+    if not root.is_dir():
+        return "absent"
+    for path in sorted(root.rglob("*")):
+        if not path.is_file():
+            continue
+        st = path.stat()
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        if st.st_size > _DIGEST_READ_LIMIT:
+            h.update(f"{st.st_size}:{st.st_mtime_ns}".encode())
+        else:
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
 
 
 def provider_binary_path(mirror: Path, address: str, version: str, target: str) -> Path:
@@ -225,7 +269,11 @@ def provenance(provider_mirror: Path, address: str) -> Provenance | None:
     """Read the BUILDINFO.json a build left beside a mirrored provider (newest version)."""
     namespace, kind = address.split("/")
     base = provider_mirror / "registry.terraform.io" / namespace / kind
-    for info in sorted(base.glob(f"*/*/{BUILDINFO}"), reverse=True):
+    def newest_first(info: Path) -> tuple[int, ...]:
+        version = info.relative_to(base).parts[0]
+        return tuple(int(p) if p.isdigit() else -1 for p in version.split("."))
+
+    for info in sorted(base.glob(f"*/*/{BUILDINFO}"), key=newest_first, reverse=True):
         try:
             data = json.loads(info.read_text(encoding="utf-8"))
         except (OSError, ValueError):

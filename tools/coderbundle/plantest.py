@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from coderbundle import invariants, process, terraform
+from coderbundle import invariants, plan_matrix, process, terraform
 from coderbundle.console import err_console
 from coderbundle.errors import ToolError, UsageError
 
@@ -166,10 +166,26 @@ def _presets(plan: dict[str, Any]) -> list[tuple[str, tuple[tuple[str, str], ...
     return found
 
 
-def _cases(template: str, plan: dict[str, Any], *, presets: bool) -> list[Case]:
+def _choice_cases(template: str, plan: dict[str, Any]) -> list[Case]:
+    """The choices people make (plan_matrix): each row on start; a row with a new AI agent on stop too."""
+    cases: list[Case] = []
+    agents: set[str | None] = set()
+    for i, row in enumerate(plan_matrix.choice_rows(plan_matrix.factors(plan)), 1):
+        values = tuple(sorted(row.items()))
+        name = f"choices-{i:02d}"
+        cases.append(Case(template, name, "start", parameters=values))
+        if row.get("ai_agent") not in agents:
+            agents.add(row.get("ai_agent"))
+            cases.append(Case(template, name, "stop", parameters=values))
+    return cases
+
+
+def _cases(template: str, plan: dict[str, Any], *, presets: bool, choices: bool = False) -> list[Case]:
     cases = [Case(template, DEFAULTS, "stop")]
     for name, values in _presets(plan) if presets else ():
         cases += [Case(template, name, t, parameters=values) for t in TRANSITIONS]
+    if choices:
+        cases += _choice_cases(template, plan)
     cases.append(Case(template, DEFAULTS, "start", owner=SECOND))
     return cases
 
@@ -185,27 +201,35 @@ def _init_all(rendered: Sequence[RenderedTemplate], scratch: Path, tc: terraform
 
 
 def plan_templates(
-    rendered: Sequence[RenderedTemplate], settings: Settings, *, presets: bool = True
+    rendered: Sequence[RenderedTemplate],
+    settings: Settings,
+    *,
+    presets: bool = True,
+    choices: bool = False,
+    workers: int = WORKERS,
 ) -> PlanReport:
     """Plan every case of every rendered template and check the invariants.
 
-    ``presets=False`` plans only the all-defaults cases (start, stop, a second workspace).
+    ``presets=False`` plans only the all-defaults cases (start, stop, a second workspace);
+    ``choices=True`` adds the parameter choices of ``plan_matrix`` (every agent, repository
+    set and unset, dotfiles, every option).  One ``terraform init`` per template and
+    toolchain (scratch folders keyed by the toolchain), plans ``workers`` at a time.
     """
-    scratch = settings.build_dir / ".cache" / "terraform" / "test"
     with terraform.toolchain(settings) as tc:
+        scratch = settings.build_dir / ".cache" / "terraform" / "test" / tc.key[:12]
         if reason := (terraform.why_skip(rendered[0].path, tc) if rendered else ""):
             msg = f"coderbundle test cannot plan: {reason}"
             raise UsageError(msg)
         _init_all(rendered, scratch, tc)
         report = PlanReport(toolchain=tc.summary)
         firsts = [Case(r.name, DEFAULTS, "start") for r in rendered]
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             first_plans = list(pool.map(lambda c: _plan(scratch / c.template, c, tc), firsts))
             more = [
                 c
                 for case, plan in zip(firsts, first_plans, strict=True)
                 if isinstance(plan, dict)
-                for c in _cases(case.template, plan, presets=presets)
+                for c in _cases(case.template, plan, presets=presets, choices=choices)
             ]
             more_plans = list(pool.map(lambda c: _plan(scratch / c.template, c, tc), more))
         plans = dict(zip([*firsts, *more], [*first_plans, *more_plans], strict=True))

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import os
 import re
 import shutil
 import socket
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,6 +62,8 @@ class Toolchain:
     mode: str
     offline: bool
     summary: str
+    # Keys the .terraform that init_dir keeps: a changed binary or mirror content starts afresh.
+    key: str = ""
 
 
 @functools.cache
@@ -77,15 +81,22 @@ def _summary(binary: str | None, settings: Settings) -> str:
     parts = [f"terraform {_version(binary)}"]
     if provider_mirror := settings.terraform.provider_mirror:
         base = Path(provider_mirror) / "registry.terraform.io"
-        for info in sorted(base.glob(f"*/*/*/*/{mirrors.BUILDINFO}")):
-            address = "/".join(info.relative_to(base).parts[:2])
+        infos = base.glob(f"*/*/*/*/{mirrors.BUILDINFO}")
+        addresses = {"/".join(i.relative_to(base).parts[:2]) for i in infos}
+        # The newest version of each: what terraform installs for a `>=` constraint.
+        for address in sorted(addresses):
             found = mirrors.provenance(Path(provider_mirror), address)
             if found is not None:
                 parts.append(f"{found.address} {found.version} {found.kind}")
     if module_mirror := settings.terraform.module_mirror:
-        stubs = any(Path(module_mirror).rglob(mirrors.STUB_MARKER))
-        parts.append("modules: stubs (no module resources)" if stubs else "modules: from the module mirror")
+        parts.append(mirrors.describe_modules(Path(module_mirror)))
     return "; ".join(parts)
+
+
+def _mirror_key(binary: str | None, provider_mirror: Path | None, module_mirror: Path | None) -> str:
+    """What ``init_dir``'s kept ``.terraform`` depends on: the binary and both mirrors' content."""
+    parts = [binary or "", *(mirrors.tree_digest(m) if m else "" for m in (provider_mirror, module_mirror))]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
 @contextlib.contextmanager
@@ -97,26 +108,28 @@ def toolchain(settings: Settings) -> Iterator[Toolchain]:
     module_mirror = Path(tf.module_mirror) if tf.module_mirror else None
     env = {"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
     summary = _summary(binary, settings)
-    config_path = settings.build_dir / ".cache" / "terraform" / "cli.tfrc"
+    key = _mirror_key(binary, provider_mirror, module_mirror)
+    # One configuration per open toolchain: two runs in one checkout (a test beside a validate,
+    # the plan matrix's toolchains) each name their own mirrors and registry port.
+    folder = settings.build_dir / ".cache" / "terraform"
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="cli-", suffix=".tfrc", dir=folder)
+    os.close(fd)
+    config_path = Path(name)
     # No plugin cache: terraform links unpacked mirror packages in place, and a cache would
     # keep a stale copy when the mirror is rebuilt.
     plugin_cache = None
-    if module_mirror is None:
-        if provider_mirror is not None:
-            env["TF_CLI_CONFIG_FILE"] = str(
-                mirrors.cli_config(
-                    config_path, provider_mirror=provider_mirror, registry=None, plugin_cache=plugin_cache
+    try:
+        with contextlib.ExitStack() as stack:
+            registry = stack.enter_context(mirrors.serve_modules(module_mirror)) if module_mirror else None
+            if provider_mirror is not None or registry is not None:
+                written = mirrors.cli_config(
+                    config_path, provider_mirror=provider_mirror, registry=registry, plugin_cache=plugin_cache
                 )
-            )
-        yield Toolchain(binary, env, tf.validate, provider_mirror is not None, summary)
-        return
-    with mirrors.serve_modules(module_mirror) as registry:
-        env["TF_CLI_CONFIG_FILE"] = str(
-            mirrors.cli_config(
-                config_path, provider_mirror=provider_mirror, registry=registry, plugin_cache=plugin_cache
-            )
-        )
-        yield Toolchain(binary, env, tf.validate, provider_mirror is not None, summary)
+                env["TF_CLI_CONFIG_FILE"] = str(written)
+            yield Toolchain(binary, env, tf.validate, provider_mirror is not None, summary, key)
+    finally:
+        config_path.unlink(missing_ok=True)
 
 
 def fingerprint(settings: Settings) -> str:
@@ -125,10 +138,11 @@ def fingerprint(settings: Settings) -> str:
     if binary is None:
         return "absent"
     parts = [binary]
-    for path in (binary, settings.terraform.provider_mirror, settings.terraform.module_mirror):
-        if path and Path(path).exists():
-            st = Path(path).stat()
-            parts.append(f"{path}:{st.st_size}:{int(st.st_mtime)}")
+    if Path(binary).exists():
+        st = Path(binary).stat()
+        parts.append(f"{binary}:{st.st_size}:{int(st.st_mtime)}")
+    mirrored = (settings.terraform.provider_mirror, settings.terraform.module_mirror)
+    parts += [f"{path}:{mirrors.tree_digest(Path(path))}" for path in mirrored if path]
     parts += [settings.terraform.validate, os.environ.get("TF_CLI_CONFIG_FILE", "")]
     return "|".join(parts)
 
@@ -226,9 +240,21 @@ def first_error(text: str) -> str:
     return next((ln for ln in lines if ln.startswith("Error")), lines[0] if lines else "")
 
 
+KEY_FILE = "coderbundle-toolchain.key"
+
+
 def init_dir(directory: Path, scratch: Path, tc: Toolchain) -> Outcome | None:
-    """Copy ``directory`` to ``scratch`` (keeping its .terraform) and run init; an Outcome if it failed."""
+    """Copy ``directory`` to ``scratch`` (keeping its .terraform) and run init; an Outcome if it failed.
+
+    The kept ``.terraform`` is keyed by ``tc.key``: after a change of binary or of either
+    mirror's content it is removed, so init installs the modules the mirror serves now.
+    """
     scratch.mkdir(parents=True, exist_ok=True)
+    stamp = scratch / ".terraform" / KEY_FILE
+    if (scratch / ".terraform").exists() and (
+        not stamp.is_file() or stamp.read_text(encoding="utf-8") != tc.key
+    ):
+        shutil.rmtree(scratch / ".terraform")
     # .terraform is kept (its module and provider links make init quick); the lock file is
     # not: a rebuilt mirror (a new stand-in, a new provider build) must not fail the hashes.
     for old in scratch.iterdir():
@@ -240,6 +266,8 @@ def init_dir(directory: Path, scratch: Path, tc: Toolchain) -> Outcome | None:
     init = [str(tc.binary), "init", "-backend=false", "-input=false", "-no-color"]
     result = process.run(init, cwd=scratch, check=False, env=tc.env, timeout=INIT_TIMEOUT)
     if result.returncode == 0:
+        if stamp.parent.is_dir():
+            stamp.write_text(tc.key, encoding="utf-8")
         return None
     text = result.stderr + result.stdout
     if _DOWNLOAD_ERRORS.search(text) and not tc.offline:

@@ -1,0 +1,88 @@
+"""Benchmark the full plan matrix: every template x every choice x start/stop on every toolchain.
+
+    python scripts/bench_matrix.py [--json] [--template NAME]
+
+Needs the matrix `nox -s tools` builds (terraform 1.9.8 and 1.14.8, coder provider
+2.18.0 and 2.20.0: matrix/MATRIX.json in the tools cache); the nox `bench`
+session passes the module mirror.  Measures whole ``coderbundle test`` processes:
+
+* the full matrix: one process per toolchain (4), plans and wall time of each;
+* side by side on one template and the newest toolchain: 1 worker against 2
+  (one shared ``terraform init`` per template and toolchain either way; the
+  second run finds it done, so both runs are measured warm).
+
+Goal (issue 22): the full matrix in <= 3 min on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from noxfile import matrix_toolchains  # noqa: E402
+
+
+def run(env: dict[str, str], *args: str) -> tuple[float, int, str]:
+    """Wall time, plan count and toolchain summary of one ``coderbundle test`` run."""
+    argv = [sys.executable, "-m", "coderbundle", "test", "--format", "json", *args]
+    start = time.perf_counter()
+    proc = subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, check=False, env={**os.environ, **env}
+    )
+    elapsed = time.perf_counter() - start
+    try:
+        report = json.loads(proc.stdout)
+    except ValueError:
+        raise SystemExit(
+            f"coderbundle test printed no report (exit {proc.returncode}):\n{proc.stderr[-2000:]}"
+        ) from None
+    if not report["ok"]:
+        raise SystemExit(f"coderbundle test failed on {report['toolchain']}; run it to see why")
+    return elapsed, len(report["cases"]), report["toolchain"]
+
+
+def main() -> int:
+    """Run the measurements and print a table (and JSON with --json)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--template", default="nodejs", help="the template of the 1-vs-2 workers run")
+    args = parser.parse_args()
+    toolchains = matrix_toolchains()
+    if not toolchains or not os.environ.get("CODERBUNDLE_MODULE_MIRROR"):
+        raise SystemExit("bench_matrix: no plan matrix toolchains; run `nox -s tools` first")
+    rows = []
+    total_start = time.perf_counter()
+    for env in toolchains:
+        elapsed, plans, summary = run(env)
+        rows.append({"toolchain": summary, "plans": plans, "seconds": round(elapsed, 1)})
+    total = time.perf_counter() - total_start
+    newest = toolchains[-1]
+    one, n1, _ = run(newest, "--workers", "1", args.template)
+    two, _, _ = run(newest, "--workers", "2", args.template)
+    result = {
+        "matrix": rows,
+        "matrix_plans": sum(r["plans"] for r in rows),
+        "matrix_seconds": round(total, 1),
+        "workers": {"template": args.template, "plans": n1, "1": round(one, 1), "2": round(two, 1)},
+        "cores": os.cpu_count(),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for row in rows:
+        print(f"{row['plans']:4d} plans  {row['seconds']:6.1f} s  {row['toolchain']}")
+    print(f"full matrix: {result['matrix_plans']} plans in {result['matrix_seconds']} s (goal <= 180 s)")
+    print(f"{args.template}, {n1} plans: 1 worker {one:.1f} s, 2 workers {two:.1f} s ({one / two:.2f}x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
