@@ -345,3 +345,25 @@ def test_pod_security_refuses_node_takeover_in_workspace_namespaces(guarded, att
         pod("coder-workspaces", **json.loads(json.dumps(NODE_TAKEOVER[attack]))), dry_run=True
     )
     assert refused(admin, 'violates PodSecurity "baseline:latest"'), admin.text
+
+
+def test_the_helm_test_pod_is_selected_by_no_service_or_budget(guarded):
+    from coderbundle.deploy import OFFLINE_API_VERSIONS, render_chart  # noqa: PLC0415
+
+    values = values_for("defaults") | {"podDisruptionBudget": {"enabled": True}}
+    bodies = [
+        m.body
+        for m in render_chart(CHART, values, release=RELEASE, namespace=NS, api_versions=OFFLINE_API_VERSIONS)
+    ]
+    (test_pod,) = [b for b in bodies if b["kind"] == "Pod"]
+    guarded.default_service_account(NS)
+    created = guarded.apply(test_pod)
+    assert created.ok, created.text
+    selectors = [b["spec"]["selector"] for b in bodies if b["kind"] == "Service"]
+    selectors += [b["spec"]["selector"]["matchLabels"] for b in bodies if b["kind"] == "PodDisruptionBudget"]
+    assert selectors
+    for selector in selectors:
+        query = ",".join(f"{k}={v}" for k, v in selector.items())
+        found = guarded.request("GET", f"/api/v1/namespaces/{NS}/pods", params={"labelSelector": query})
+        assert found.ok, found.text
+        assert [p["metadata"]["name"] for p in found.json()["items"]] == [], query
