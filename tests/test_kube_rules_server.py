@@ -59,25 +59,3 @@ def test_each_rule_agrees_with_the_real_api_server(kube_api, base, kind, change,
     else:
         assert answer.status_code in {400, 422}, (needle, answer.status_code, answer.text)
 
-
-def test_the_admission_policy_rules_agree_with_the_real_api_server(kube_api):
-    binding = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": "guard"},
-        "spec": {"policyName": "guard", "validationActions": ["Deny", "Warn"]},
-    }
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": "guard"},
-        "spec": {},
-    }
-    problems = check_rules([Manifest("t", binding), Manifest("t", policy)])
-    assert any("Deny and Warn" in p for p in problems)
-    assert any("validations or auditAnnotations" in p for p in problems)
-    for body in (binding, policy):
-        answer = kube_api.apply(body, dry_run=True)
-        assert answer.status_code == 422, answer.text
-    refused_binding = kube_api.apply(binding, dry_run=True).json()["message"]
-    assert "Deny and Warn" in refused_binding or "may not be used together" in refused_binding
