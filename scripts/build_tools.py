@@ -23,6 +23,8 @@ What it builds (versions from templates/_shared/versions.toml):
   MATRIX_CODER beside the pinned ones (``terraform@<v>``, ``coder/coder@<v>``
   in the manifest), a provider mirror per coder provider under ``matrix/`` and
   ``matrix/MATRIX.json`` (``nox -s test-templates`` plans on each pair);
+* ``kube-apiserver`` 1.34.2 (``KUBE_VERSION``) from the ``k8s.io/kubernetes`` module, for the
+  chart tests on a real API server (tests/kube_fixtures.py; etcd comes from Debian);
 * stub modules for every ``[modules.*]`` pin, generated from
   tools/coderbundle/data/modules.json (the exact variables and their types;
   outputs are strings, as every pinned module's outputs are).
@@ -31,6 +33,7 @@ Layout of the cache (default ``~/.cache/coderbundle/tools``)::
 
     terraform/<version>/terraform
     coder/<version>/coder
+    kubernetes/<version>/kube-apiserver
     providers/registry.terraform.io/<ns>/<type>/<version>/<os>_<arch>/terraform-provider-<type>_v<version>
     modules/registry.coder.com/<ns>/<name>/coder/<version>/main.tf
     terraform.tfrc        provider_installation { filesystem_mirror } + plugin cache
@@ -451,6 +454,65 @@ def build_matrix(cache: Cache, pinned_terraform: str, pinned_coder: str) -> Path
         **data,
     )
     return index
+# The Kubernetes API server the chart tests run against (tests/kube_fixtures.py).
+KUBE_VERSION = "1.34.2"
+KUBE_MODULE = "k8s.io/kubernetes"
+
+
+def build_kube_apiserver(cache: Cache, version: str = KUBE_VERSION) -> Path:
+    """kube-apiserver at ``version``, built from the Go module proxy unless the manifest has it.
+
+    The module zip lacks ``staging/`` (nested modules), which ``go.work`` and the
+    ``k8s.io/x => ./staging/src/k8s.io/x`` replaces point at: the build drops ``go.work``
+    and points each replace at the released ``k8s.io/x v0.<minor>.<patch>`` module instead,
+    the very code staging holds at that tag.
+    """
+    out = cache.root / "kubernetes" / version / "kube-apiserver"
+    if cache.current("kube-apiserver", version):
+        return out
+    src = go_download(KUBE_MODULE, f"v{version}")
+    if isinstance(src, str):
+        raise SystemExit(f"kube-apiserver {version}: {src}")
+    staging = "v0." + version.split(".", 1)[1]
+    with tempfile.TemporaryDirectory(prefix="kube-src-") as tmp:
+        work = Path(tmp) / "kubernetes"
+        shutil.copytree(src, work)
+        for path in work.rglob("*"):
+            path.chmod(path.stat().st_mode | 0o200)
+        for name in ("go.work", "go.work.sum"):
+            (work / name).unlink(missing_ok=True)
+        gomod = work / "go.mod"
+        text, count = re.subn(
+            r"^(\s*)(k8s\.io/[\w.-]+) => \./staging/src/\S+$",
+            rf"\1\2 => \2 {staging}",
+            gomod.read_text(encoding="utf-8"),
+            flags=re.MULTILINE,
+        )
+        gomod.write_text(text, encoding="utf-8")
+        log(f"kube-apiserver {version}: {count} staging replaces -> {staging} (a cold build: minutes)")
+        # The same flags as go_build (a shared Go build cache makes a rebuild quick); the
+        # version variables are link-time only.
+        minor = version.split(".")[1]
+        stamp = " ".join(
+            f"-X k8s.io/component-base/version.{k}={v}"
+            for k, v in (("gitVersion", f"v{version}"), ("gitMajor", "1"), ("gitMinor", minor))
+        )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["go", "build", "-trimpath", f"-ldflags=-s -w {stamp}", "-o", str(out), "./cmd/kube-apiserver"],
+            cwd=work,
+            env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", "GOWORK": "off"},
+            check=True,
+        )
+    cache.record(
+        "kube-apiserver",
+        out,
+        version=version,
+        kind="built from source",
+        source=f"{KUBE_MODULE}@v{version}",
+        notes=f"go.work dropped; staging replaces pointed at the released k8s.io/* {staging} modules",
+    )
+    return out
 
 
 def write_cli_config(cache: Cache) -> Path:
@@ -492,6 +554,7 @@ def main() -> int:
     coder = build_coder_server(cache)
     modules = build_module_stubs(cache)
     build_matrix(cache, versions["terraform"]["version"], pinned(versions["providers"]["coder"]["version"]))
+    build_kube_apiserver(cache)
     config = write_cli_config(cache)
     for key, entry in sorted(cache.manifest.items()):
         log(f"{key} {entry['version']}: {entry['kind']} (sha256 {entry['sha256'][:12]}…)")

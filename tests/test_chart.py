@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from coderbundle.deploy import KUBE_VERSIONS, Manifest, check_rules, render_chart, validate_manifests
+from coderbundle.deploy import (
+    KUBE_VERSIONS,
+    OFFLINE_API_VERSIONS,
+    Manifest,
+    check_rules,
+    render_chart,
+    validate_manifests,
+)
 from coderbundle.errors import DeployError
 from coderbundle.settings import WorkspaceDefaults, load_settings
 
@@ -71,6 +78,7 @@ CODER_METRICS = {
     "coderd_workspace_latest_build_status",
     "coderd_workspace_builds_total",
     "coderd_agents_up",
+    "coderd_agents_connections",
     "coderd_provisionerd_jobs_current",
     "coderd_provisionerd_num_daemons",
     "coderd_build_info",
@@ -86,14 +94,28 @@ def values_for(case: str) -> dict:
 def rendered(case: str, kube_version: str | None = None) -> tuple[Manifest, ...]:
     """The case rendered like a live install on ``kube_version`` (default: the engine's, 1.30+)."""
     return tuple(
-        render_chart(CHART, values_for(case), release="coder", namespace="code", kube_version=kube_version)
+        render_chart(
+            CHART,
+            values_for(case),
+            release="coder",
+            namespace="code",
+            kube_version=kube_version,
+            api_versions=OFFLINE_API_VERSIONS,
+        )
     )
 
 
 def render(values: dict, kube_version: str | None = None) -> list[dict]:
     return [
         m.body
-        for m in render_chart(CHART, values, release="coder", namespace="code", kube_version=kube_version)
+        for m in render_chart(
+            CHART,
+            values,
+            release="coder",
+            namespace="code",
+            kube_version=kube_version,
+            api_versions=OFFLINE_API_VERSIONS,
+        )
     ]
 
 
@@ -628,6 +650,12 @@ def test_dashboard_uses_real_coder_metrics():
     metric_names = {n for n in names if n.startswith(("coder", "container_"))}
     assert metric_names <= CODER_METRICS | KUBELET_METRICS
     assert {"coderd_workspace_builds_total", "coderd_api_requests_processed_total"} <= metric_names
+    # coderd_agents_up counts the agents of latest builds, connected or not (coderd/prometheusmetrics,
+    # v2.30.0: "The number of active agents per workspace"); connections carry the status.
+    (agents,) = [p for p in dashboard["panels"] if p["title"] == "Connected agents"]
+    (expr,) = [t["expr"] for t in agents["targets"]]
+    assert "coderd_agents_up" not in expr
+    assert 'coderd_agents_connections{status="connected"}' in expr
 
 
 def test_workspace_defaults_reach_the_templates_through_bundle_toml(tmp_path):
@@ -732,8 +760,17 @@ def test_recreate_strategy_renders_without_rolling_update():
         manifests = render(values, version)
         assert deployment_of(manifests)["spec"]["strategy"] == {"type": "Recreate"}
         assert check_rules(as_manifests(manifests)) == []
+    # One replica is replaced, never overlapped: two coderd versions must not run side by side
+    # while migrations run (chart 2.0.0 used maxSurge 1 here).
     rolling = deployment_of(render(values_for("defaults")))["spec"]["strategy"]
-    assert rolling == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert rolling == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+    several = deployment_of(render(values_for("workspace-namespaces")))["spec"]["strategy"]
+    assert several == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    chosen = with_values("defaults", {"coder": {"strategy": {"rollingUpdate": {"maxSurge": "25%"}}}})
+    assert deployment_of(render(chosen))["spec"]["strategy"]["rollingUpdate"] == {
+        "maxSurge": "25%",
+        "maxUnavailable": 1,
+    }
 
 
 @pytest.mark.parametrize("url", ["https://*.ws.example.com", "http://*.ws.example.com/", "*.ws.example.com"])
@@ -776,9 +813,8 @@ def test_shared_workload_namespaces_keep_developers_apart():
     assert ("", "serviceaccounts") in held
     assert held[("", "serviceaccounts")] == READ
     assert ("rbac.authorization.k8s.io", "rolebindings") not in held
-    # The full developer role is for a namespace of one's own only.
-    names = {r["metadata"]["name"] for r in objects("workspace-namespaces", "ClusterRole")}
-    assert DEVELOPER not in names
+    # The full developer role exists (1.1 workspaces bound it) but the provisioner may bind
+    # only the shared one here (test_a_shared_workload_namespace_only_lets_...).
 
 
 def guard(manifests: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -808,7 +844,8 @@ def test_namespace_guard_is_on_by_default_where_kubernetes_has_it():
     old = render(values, "1.29.0")
     assert guard(old) == ([], [])
     assert cluster_namespace_rules(old) == []
-    assert DEVELOPER not in {b["metadata"]["name"] for b in old if b["kind"] == "ClusterRole"}
+    # The developer ClusterRole stays (1.1 workspaces' RoleBindings name it): unbound it grants nothing.
+    assert DEVELOPER in {b["metadata"]["name"] for b in old if b["kind"] == "ClusterRole"}
     # ... unless asked for explicitly.
     opted = with_values("defaults", {"rbac": {"workloadNamespaces": {"perWorkspaceWithoutGuard": True}}})
     assert cluster_namespace_rules(render(opted, "1.29.0"))
@@ -825,12 +862,24 @@ def test_namespace_guard_is_on_by_default_where_kubernetes_has_it():
     assert len(guard([m.body for m in live])[0]) == 1
 
 
-def admit(policy: dict, request: dict, obj: dict | None) -> bool:
-    """Evaluate the policy's CEL like the API server: match condition, variables, validations."""
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
+
+
+def admit(policy: dict, request: dict, obj: dict | None, namespace_labels: dict | None = None) -> bool:
+    """Evaluate the policy's CEL like the API server: match condition, variables, validations.
+
+    ``namespace_labels``: the labels of the request's namespace (``namespaceObject``),
+    by default a namespace enforcing Pod Security ``restricted``.
+    """
     celpy = pytest.importorskip("celpy", reason="cel-python is not installed")
     env = celpy.Environment()
     spec = policy["spec"]
-    context = {"request": celpy.json_to_cel(request), "object": celpy.json_to_cel(obj)}
+    labels = RESTRICTED if namespace_labels is None else namespace_labels
+    context = {
+        "request": celpy.json_to_cel(request),
+        "object": celpy.json_to_cel(obj),
+        "namespaceObject": celpy.json_to_cel({"metadata": {"labels": labels}}),
+    }
     for cond in spec["matchConditions"]:
         if not env.program(env.compile(cond["expression"])).evaluate(context):
             return True  # not coderd: the policy does not apply
@@ -880,7 +929,12 @@ def test_namespace_guard_confines_coderd_to_workspace_namespaces():
         render(with_values("defaults", {"rbac": {"workloadNamespaces": {"shared": ["team"]}}}))
     )
     ws = "coder-ws-0b7c9f6e-1a2b-4c3d-8e9f-001122334455"
-    assert admit(policy, ns_request("CREATE", ws), {"metadata": {"name": ws}})
+    assert admit(policy, ns_request("CREATE", ws), {"metadata": {"name": ws, "labels": RESTRICTED}})
+    # Pod Security: a namespace coderd creates must enforce restricted (no node takeover).
+    assert not admit(policy, ns_request("CREATE", ws), {"metadata": {"name": ws}})
+    privileged = {"pod-security.kubernetes.io/enforce": "privileged"}
+    assert not admit(policy, ns_request("UPDATE", ws), {"metadata": {"name": ws, "labels": privileged}})
+    assert not admit(policy, *binding(ws), namespace_labels={})
     assert admit(policy, ns_request("DELETE", ws), None)
     assert not admit(policy, ns_request("DELETE", "kube-system"), None)
     assert not admit(policy, ns_request("CREATE", "vault"), {"metadata": {"name": "vault"}})
@@ -892,6 +946,9 @@ def test_namespace_guard_confines_coderd_to_workspace_namespaces():
     assert not admit(policy, *binding("code"))  # where the database URL lives
     assert not admit(policy, *binding("vault"))
     assert not admit(policy, *binding(ws, "cluster-admin"))
+    # Role and namespace pair up: the full developer role only in a namespace of one's own.
+    assert not admit(policy, *binding("team", DEVELOPER))
+    assert not admit(policy, *binding(ws, SHARED_DEVELOPER))
     assert not admit(policy, *binding(ws, sa_namespace="code"))  # coderd binding itself
     # The kubernetes template's isolation policy: in its own namespaces only (not, say,
     # one that opens PostgreSQL's namespace).

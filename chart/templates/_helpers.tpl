@@ -221,6 +221,12 @@ explicitly without it. */}}
 {{- if and .Values.autoscaling.enabled (lt (int .Values.autoscaling.maxReplicas) (int .Values.autoscaling.minReplicas)) }}
 {{- fail "autoscaling.maxReplicas must be at least autoscaling.minReplicas" }}
 {{- end }}
+{{- if and .Values.namespace (ne .Values.namespace .Release.Namespace) }}
+{{- fail (printf "namespace: %q in the values does not choose the namespace (Helm installs into %q); install with --namespace %s, or drop the key" .Values.namespace .Release.Namespace .Values.namespace) }}
+{{- end }}
+{{- if and (or .Values.autoscaling.enabled (gt (int $c.replicaCount) 1)) (not $c.licensed) }}
+{{- fail "more than one coderd replica (coder.replicaCount > 1 or autoscaling.enabled) needs a Coder Premium licence: without it coderd refuses workspace connections once a second replica starts. Add the licence, then set coder.licensed=true; or keep one replica" }}
+{{- end }}
 {{- end }}
 
 {{/* Rules the provisioner needs where workspaces run: the workspace Deployment, its volumes and ServiceAccount. */}}
@@ -315,4 +321,27 @@ workspaces built by the template's older version have a Role of their own in the
   resources: [roles]
   verbs: [get, delete]
 {{- end }}
+{{- end }}
+
+{{/* The Deployment's rollingUpdate: one replica is replaced, never overlapped (Coder runs database
+migrations on start; two versions must not run side by side); several roll one at a time with
+none unavailable. coder.strategy.rollingUpdate overrides either. */}}
+{{- define "coder.rollingUpdate" -}}
+{{- $single := and (not .Values.autoscaling.enabled) (le (int .Values.coder.replicaCount) 1) }}
+{{- $default := ternary (dict "maxSurge" 0 "maxUnavailable" 1) (dict "maxSurge" 1 "maxUnavailable" 0) $single }}
+{{- range $k, $v := (default (dict) .Values.coder.strategy.rollingUpdate) }}
+{{- $_ := set $default $k $v }}
+{{- end }}
+{{- toYaml $default }}
+{{- end }}
+
+{{/* Labels of the helm test pod: none of the selector labels, so neither the Services, the
+PodDisruptionBudget nor the anti-affinity select it. */}}
+{{- define "coder.testLabels" -}}
+helm.sh/chart: {{ include "coder.chart" . }}
+app.kubernetes.io/name: {{ include "coder.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: coder
+app.kubernetes.io/component: test
 {{- end }}

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HELM_TIMEOUT",
     "KUBE_VERSIONS",
+    "OFFLINE_API_VERSIONS",
     "DeployResult",
     "Manifest",
     "check_rules",
@@ -49,6 +50,7 @@ __all__ = [
     "render_chart",
     "secret_values",
     "several_replicas",
+    "upgrade_notes",
     "validate_manifests",
     "write_manifests",
 ]
@@ -61,6 +63,9 @@ KUBE_VERSIONS = ("1.25.0", "1.37.0")
 HELM_TIMEOUT = "30m"
 # Custom resources have no schema in kubernetes-validate; chart/ci/crd-schemas.json covers them.
 CRD_SCHEMAS = "ci/crd-schemas.json"
+# An offline render assumes the cluster serves the Prometheus Operator's ServiceMonitor (the
+# chart renders one only where .Capabilities lists it; a live helm install asks the cluster).
+OFFLINE_API_VERSIONS = ("monitoring.coreos.com/v1/ServiceMonitor",)
 _EXEC_ERROR = re.compile(r"^.*execution error at \([^)]*\): ")
 _INSTALL_HINT = "install helm-python-sdk and kubernetes-validate (the `test` dependency group)"
 
@@ -339,7 +344,14 @@ def _check_offline(
     crds: list[str] = []
     manifests: list[Manifest] = []
     for version in KUBE_VERSIONS:
-        rendered = render_chart(chart_dir, values, release=release, namespace=namespace, kube_version=version)
+        rendered = render_chart(
+            chart_dir,
+            values,
+            release=release,
+            namespace=namespace,
+            kube_version=version,
+            api_versions=OFFLINE_API_VERSIONS,
+        )
         found, checked = validate_manifests(rendered, crd_schemas, (version,))
         problems += [p for p in found + check_rules(rendered) if p not in problems]
         crds += [ref for ref in checked if ref not in crds]
@@ -350,6 +362,48 @@ def _check_offline(
         msg = f"{chart_dir}: {len(problems)} rendered manifest problem(s): {problems[0]}"
         raise DeployError(msg)
     return DeployResult(tuple(manifests), KUBE_VERSIONS, tuple(crds), applied=False)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(n) for n in re.findall(r"\d+", text)[:3])
+
+
+def upgrade_notes(changelog: str, installed: str, target: str) -> list[str]:
+    """The ``### Upgrade notes`` items of chart/CHANGELOG.md after ``installed``, up to ``target``."""
+    notes: list[str] = []
+    applies = in_notes = False
+    for line in changelog.splitlines():
+        if line.startswith("## "):
+            applies = _version(installed) < _version(line) <= _version(target)
+            in_notes = False
+        elif line.startswith("### "):
+            in_notes = applies and line.strip() == "### Upgrade notes"
+        elif in_notes and line.startswith("- "):
+            notes.append(line[2:].strip())
+        elif in_notes and line.startswith("  ") and notes:
+            notes[-1] += " " + line.strip()
+    return notes
+
+
+def _warn_upgrade_notes(chart_dir: Path, release: str, namespace: str, env: Mapping[str, str] | None) -> None:
+    """Warn with the upgrade notes the installed release's chart version crosses (none on install)."""
+    listed = process.run(
+        ["helm", "list", "--namespace", namespace, "--filter", f"^{re.escape(release)}$", "--output", "json"],
+        env=env,
+        check=False,
+    )
+    try:
+        releases = json.loads(listed.stdout or "[]") if listed.returncode == 0 else []
+    except ValueError:
+        releases = []
+    installed = next((r.get("chart", "") for r in releases if r.get("name") == release), "")
+    if not installed:
+        return
+    target = yaml.safe_load((chart_dir / "Chart.yaml").read_text(encoding="utf-8"))["version"]
+    installed_version = installed.rsplit("-", 1)[-1]
+    changelog = (chart_dir / "CHANGELOG.md").read_text(encoding="utf-8")
+    for note in upgrade_notes(changelog, installed_version, str(target)):
+        log.warning("upgrading chart %s -> %s: %s", installed_version, target, note)
 
 
 def deploy_chart(  # noqa: PLR0913 - keyword-only options of one command
@@ -385,6 +439,7 @@ def deploy_chart(  # noqa: PLR0913 - keyword-only options of one command
         log.warning("skipping the offline render check: %s", _INSTALL_HINT)
         result = DeployResult((), (), (), applied=False)
     extra_env = {"KUBECONFIG": str(kubeconfig)} if kubeconfig else None
+    _warn_upgrade_notes(chart_dir, release, namespace, extra_env)
     scale_down = False
     if several_replicas(values):
         status = process.run(
