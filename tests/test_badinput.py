@@ -538,7 +538,7 @@ CASES = [
         "deploy-values-missing",
         nothing,
         ("deploy", "--dry-run", "-f", "nope.yaml"),
-        1,
+        2,  # usage (docs/errors.md)
         ("nope.yaml", "file not found", "check the -f path"),
     ),
     Case(

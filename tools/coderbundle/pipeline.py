@@ -51,7 +51,15 @@ def publish_all(  # noqa: PLR0913 - keyword-only switches of the main job
     _build_images(settings, rendered, skip=dry_run or not build_images)
     images = read_image_manifest(settings)
     with progress_display(len(rendered)) as done:
-        return publish_templates(rendered, settings, images=images, env=env, dry_run=dry_run, on_done=done)
+        return publish_templates(
+            rendered,
+            settings,
+            images=images,
+            env=env,
+            dry_run=dry_run,
+            on_done=done,
+            checks=report.checks_json(),
+        )
 
 
 def _build_images(settings: Settings, rendered: Sequence[RenderedTemplate], *, skip: bool) -> None:

@@ -33,6 +33,7 @@ from rich.text import Text
 
 from coderbundle import process
 from coderbundle.coder_api import CoderAPI, CoderAuthError, Organization
+from coderbundle.configured import find_tool
 from coderbundle.console import err_console
 from coderbundle.errors import CommandFailed, EnvError, PublishError
 from coderbundle.publish_plan import archive_directory, plan_templates, read_image_manifest, write_artifacts
@@ -78,6 +79,7 @@ class PublishResult:
     plan_file: Path | None  # None when validation failed and nothing was planned
     api_requests: int = 0
     problems: list[dict[str, Any]] = field(default_factory=list)  # validation problems, if any
+    checks: dict[str, Any] = field(default_factory=dict)  # what validation ran (Report.checks_json)
 
     @property
     def ok(self) -> bool:
@@ -186,12 +188,13 @@ def publish_templates(  # noqa: PLR0913 - keyword-only knobs of one step
     env: Mapping[str, str],
     dry_run: bool = False,
     on_done: Callable[[Outcome], None] | None = None,
+    checks: Mapping[str, Any] | None = None,
 ) -> PublishResult:
     """Plan, write ``dist/``, and (with CODER_URL) push what changed; never raises per template."""
     sha, plans = plan_templates(rendered, settings, images=images, env=env)
-    plan_file = write_artifacts(plans, sha, settings)
+    plan_file = write_artifacts(plans, sha, settings, checks=checks)
     if not settings.coder_url:
-        return PublishResult("embedded", [_planned(p) for p in plans], plan_file)
+        return PublishResult("embedded", [_planned(p) for p in plans], plan_file, checks=dict(checks or {}))
     run = _connect(settings, sha, dry_run=dry_run)
     done: dict[str, Outcome] = {}
     with ThreadPoolExecutor(max_workers=max(1, settings.publish_concurrency)) as pool:
@@ -201,7 +204,8 @@ def publish_templates(  # noqa: PLR0913 - keyword-only knobs of one step
             if on_done is not None:
                 on_done(outcome)
     mode = "dry-run" if dry_run else "publish"
-    return PublishResult(mode, [done[p.name] for p in plans], plan_file, run.api.requests_made)
+    outcomes = [done[p.name] for p in plans]
+    return PublishResult(mode, outcomes, plan_file, run.api.requests_made, checks=dict(checks or {}))
 
 
 def _planned(plan: Plan) -> Outcome:
@@ -218,7 +222,11 @@ def _connect(settings: Settings, sha: str, *, dry_run: bool) -> _Run:
         msg += "; create a token with `coder tokens create`"
         raise EnvError(msg)
     if not dry_run:
-        process.which(settings.coder_executable, hint="install the coder CLI or set CODERBUNDLE_CODER")
+        find_tool(
+            settings.coder_executable,
+            configured_by=settings.coder_executable_from,
+            install_hint="install the coder CLI or set CODERBUNDLE_CODER",
+        )
     api = CoderAPI(settings.coder_url, settings.coder_session_token)
     try:
         org = api.organization(settings.coder_organization)
@@ -251,6 +259,7 @@ def result_json(result: PublishResult) -> dict[str, Any]:
         "api_requests": result.api_requests,
         "counts": counts,
         "problems": result.problems,
+        "checks": result.checks or None,
         "templates": [
             {
                 "name": o.name,
@@ -273,7 +282,7 @@ def validation_failed_result(report: Any, *, mode: str) -> PublishResult:
         detail = f"{count} problem(s); nothing published" if count else "not published (another one failed)"
         outcomes.append(Outcome(entry["name"], "invalid", "", detail))
     problems = [p for entry in data["templates"] for p in entry["problems"]]
-    return PublishResult(mode, outcomes, None, 0, problems)
+    return PublishResult(mode, outcomes, None, 0, problems, report.checks_json())
 
 
 @contextmanager
@@ -304,6 +313,8 @@ def print_result(result: PublishResult, *, fmt: str = "text") -> None:
         err_console.print(table)
         counts = result_json(result)["counts"]
         err_console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())), markup=False)
+        if result.checks:
+            err_console.print(f"validation: {result.checks['summary']}", markup=False)
     if result.mode == "embedded" and result.plan_file is not None:
         err_console.print(
             f"No CODER_URL set: wrote {result.plan_file} and dist/templates/*.tar, pushed nothing.\n"

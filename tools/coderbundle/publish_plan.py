@@ -201,13 +201,16 @@ def plan_templates(
     return sha, [_plan_one(r, settings, sha, images, env) for r in rendered]
 
 
-def write_artifacts(plans: Sequence[Plan], sha: str, settings: Settings) -> Path:
+def write_artifacts(
+    plans: Sequence[Plan], sha: str, settings: Settings, *, checks: Mapping[str, Any] | None = None
+) -> Path:
     """Write ``dist/templates/<name>-<version>.tar`` and ``dist/publish-plan.json``, all or nothing.
 
     The new archives (and the kept archives of templates not in this run) and
     the plan are written to a staging folder first; only when the set is
     complete is it swapped in with renames.  On any failure (a full disk) the
     old archives and plan stay as they were and the staging folder is removed.
+    ``checks`` is what validation ran, with which terraform (``Report.checks_json``).
     """
     dist = files.ensure_dir(settings.dist_dir)
     out = dist / "templates"
@@ -235,6 +238,7 @@ def write_artifacts(plans: Sequence[Plan], sha: str, settings: Settings) -> Path
             "coder_url": redact_url(settings.coder_url) or None,
             "organization": settings.coder_organization or "(default)",
             "templates": entries,
+            "checks": dict(checks) if checks is not None else None,
         }
         (staging / PLAN_FILE).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         if out.exists():

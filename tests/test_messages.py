@@ -1,0 +1,109 @@
+"""Messages that point at the right fix, with the exit code docs/errors.md gives (issue 21, item 4).
+
+Vault's cases are in test_vault.py; the values file's schema error in test_chart_values.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+def cli(root, *args, **env):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("CODER_", "CODERBUNDLE_"))}
+    environ.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "coderbundle", "--root", str(root), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=environ,
+    )
+
+
+def one_error(proc) -> str:
+    assert "Traceback" not in proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    return line
+
+
+@pytest.mark.parametrize("command", ["validate", "publish"])
+def test_a_misspelt_terraform_setting_is_an_error_not_a_skip(bundle, command):
+    proc = cli(bundle("good"), command, CODERBUNDLE_TERRAFORM="terrafrom")
+    assert proc.returncode == 2, proc.stderr
+    line = one_error(proc)
+    assert "CODERBUNDLE_TERRAFORM is 'terrafrom': no such program on PATH" in line
+    assert "valid" not in proc.stderr
+
+
+def test_a_terraform_path_in_bundle_toml_that_does_not_exist(bundle):
+    root = bundle("good")
+    toml = root / "bundle.toml"
+    toml.write_text(toml.read_text().replace('binary = "terraform"', 'binary = "bin/terraform"'))
+    proc = cli(root, "validate")
+    assert proc.returncode == 2, proc.stderr
+    assert f"[terraform] binary in {toml} is '{root / 'bin' / 'terraform'}': no such file" in one_error(proc)
+
+
+def test_a_coder_cli_path_that_does_not_exist_is_not_a_path_search(bundle):
+    proc = cli(
+        bundle("good"),
+        "publish",
+        CODERBUNDLE_TERRAFORM_VALIDATE="never",
+        CODER_URL="http://127.0.0.1:9",
+        CODER_SESSION_TOKEN="t",  # noqa: S106 - never sent: the CLI check comes first
+        CODERBUNDLE_CODER="/nope/coder",
+    )
+    assert proc.returncode == 2, proc.stderr
+    line = one_error(proc)
+    assert "CODERBUNDLE_CODER is '/nope/coder': no such file" in line
+    assert "PATH" not in line
+
+
+class _NotCoder(BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        del args
+
+    def do_GET(self) -> None:
+        body = b'{"message": "not found"}'
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_coder_url_that_is_not_coder_says_so(bundle):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotCoder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        proc = cli(
+            bundle("good"),
+            "publish",
+            "--dry-run",
+            CODERBUNDLE_TERRAFORM_VALIDATE="never",
+            CODER_URL=url,
+            CODER_SESSION_TOKEN="t",  # noqa: S106
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 2, proc.stderr
+    line = one_error(proc)
+    assert "not a Coder server (GET /api/v2/organizations answered HTTP 404); set CODER_URL" in line
+    assert "ORGANIZATION" not in line
+
+
+def test_deploy_invalid_yaml_is_one_line_with_file_and_line(bundle, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("coder:\n  config:\n    accessUrl: [\n")
+    proc = cli(bundle("good"), "deploy", "--dry-run", "-f", str(bad))
+    assert proc.returncode == 1, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert one_error(proc).startswith(f"error: {bad}:4: invalid YAML (")
