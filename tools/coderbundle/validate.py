@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -256,12 +256,22 @@ def validate_templates(
     for (_, result, _), problems in zip(todo, checked, strict=True):
         result.problems = problems
     toolchain = _run_terraform([(r, res) for r, res, _ in todo], settings, fmt)
-    for _, result, _ in todo:
+    for r, result, _ in todo:
         result.toolchain = toolchain
         result.checks = _checks_run(result, ran_fmt=binary is not None)
+        result.problems = [_with_source(r, p) for p in result.problems]
     for _, result, cache in todo:
         _store(cache, result)
     return Report(results, toolchain or next((r.toolchain for r in results if r.toolchain), ""))
+
+
+def _with_source(r: RenderedTemplate, problem: Problem) -> Problem:
+    """Every finding on a rendered file names the template source line too (CB003 already does)."""
+    if problem.rule == "CB003" or " (from " in problem.message:
+        return problem
+    annotated = sourcemap.annotate(r, problem.file, problem.line, problem.message)
+    # A plain .tf source is the rendered file itself: only a .j2 source line adds anything.
+    return replace(problem, message=annotated) if _FROM_J2.search(annotated) else problem
 
 
 def _checks_run(result: TemplateResult, *, ran_fmt: bool) -> list[str]:
@@ -331,6 +341,7 @@ def _validate_all(batch: list[tuple[RenderedTemplate, TemplateResult]], settings
         return tc.summary
 
 
+_FROM_J2 = re.compile(r" \(from \S+\.j2:\d+\)$")
 _TF_ERROR = re.compile(r"^\s*Error: (.+)$")
 _TF_WHERE = re.compile(r"^\s*on (.+?) line (\d+)")
 
