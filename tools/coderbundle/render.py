@@ -205,8 +205,8 @@ def _check_no_dropped_text(env: jinja2.Environment, name: str, source: Path) -> 
     from jinja2 import nodes  # noqa: PLC0415
 
     assert env.loader is not None  # noqa: S101 - _environment always sets one
-    text, _, _ = env.loader.get_source(env, name)
-    body = env.parse(text, name).body
+    text, filename, _ = env.loader.get_source(env, name)
+    body = env.parse(text, name, filename).body
     if not any(isinstance(n, nodes.Extends) for n in body):
         return
     for node in body:
