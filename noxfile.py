@@ -223,6 +223,13 @@ def bench(session: nox.Session) -> None:
         session.run("python", "scripts/bench_images.py")
 
 
+@nox.session(default=False)
+def doctor(session: nox.Session) -> None:
+    """What publish and deploy need, and whether it is there (`-- --format json`)."""
+    _install(session, package=".[deploy]")
+    _coderbundle(session, "doctor")
+
+
 @nox.session(name="vault-setup", default=False)
 def vault_setup(session: nox.Session) -> None:
     """Write the chart's secrets, policy and auth role to Vault (`-- -f secrets.yaml --dry-run`)."""

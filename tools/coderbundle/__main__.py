@@ -19,7 +19,15 @@ from rich.text import Text
 
 from coderbundle import __version__
 from coderbundle.console import err_console
-from coderbundle.errors import EXIT_USAGE, CommandFailed, ToolError, ValidationFailed
+from coderbundle.errors import (
+    EXIT_USAGE,
+    CommandFailed,
+    CommandNotFound,
+    DeployEnvironmentError,
+    EnvError,
+    ToolError,
+    ValidationFailed,
+)
 from coderbundle.files import locked
 from coderbundle.settings import find_root, load_settings
 
@@ -238,6 +246,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="show the changes; make none")
     p.set_defaults(func=_cmd_vault_setup)
 
+    _add_doctor(sub)
+
     p = sub.add_parser("images", help="build (and push) the workspace images in images/")
     images_sub = p.add_subparsers(dest="images_command", required=True, metavar="ACTION")
     p = images_sub.add_parser("build", help="build images base first; skip unchanged ones")
@@ -253,6 +263,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_doctor(sub: Any) -> None:
+    p = sub.add_parser("doctor", help="check what publish and deploy need: one table, exit 1 if a row fails")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="json: the table on stdout")
+
+
 def _run(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     _VERBOSE[0] = args.verbose
@@ -262,6 +277,10 @@ def _run(argv: Sequence[str] | None) -> int:
         stream=sys.stderr,
     )
     root = args.root.resolve() if args.root else find_root(Path.cwd())
+    if args.command == "doctor":  # runs when the settings do not load: that is a row of its table
+        from coderbundle.doctor import print_checks, run_doctor  # noqa: PLC0415
+
+        return print_checks(run_doctor(root, os.environ, Path.home()), fmt=args.format)
     settings = load_settings(root, os.environ)
     func: Callable[[argparse.Namespace, Settings], int] = args.func
     if args.command in _WRITES_BUILD:  # runs in one checkout take turns with build/ and dist/
@@ -274,6 +293,8 @@ _WRITES_BUILD = frozenset({"render", "validate", "publish", "images"})
 
 
 _VERBOSE = [False]
+# Environment failures `coderbundle doctor` would have shown: their error line points at it.
+DOCTOR_PREDICTS = (EnvError, CommandNotFound, DeployEnvironmentError)
 
 
 def print_error(message: str) -> None:
@@ -292,6 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
         return exc.exit_code
     except ToolError as exc:
         print_error(str(exc))
+        if isinstance(exc, DOCTOR_PREDICTS):
+            err_console.print("  `nox -s doctor` checks everything publish and deploy need", markup=False)
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted", markup=False)
