@@ -5,7 +5,9 @@ Vault's cases are in test_vault.py; the values file's schema error in test_chart
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -107,3 +109,36 @@ def test_deploy_invalid_yaml_is_one_line_with_file_and_line(bundle, tmp_path):
     assert proc.returncode == 1, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert one_error(proc).startswith(f"error: {bad}:4: invalid YAML (")
+
+
+def test_a_misspelt_image_name_gets_a_did_you_mean(bundle):
+    root = bundle("good")
+    proc = cli(root, "images", "build", "pyhton")
+    assert proc.returncode == 2, proc.stderr
+    assert "unknown image 'pyhton'; did you mean 'python'?" in one_error(proc)
+
+
+def test_the_plan_shows_durations_as_bundle_toml_writes_them(bundle):
+    root = bundle("good")
+    proc = cli(root, "publish", CODERBUNDLE_TERRAFORM_VALIDATE="never")
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads((root / "dist" / "publish-plan.json").read_text())
+    (entry,) = plan["templates"]
+    assert entry["settings"]["default_ttl_ms"] == 4 * 3600 * 1000
+    assert entry["settings_readable"] == {
+        "default_ttl": "4h",
+        "activity_bump": "4h",
+        "time_til_dormant_autodelete": "168h",
+    }
+
+
+def test_the_secrets_file_of_the_setup_guide_is_ignored_by_git():
+    from conftest import REPO  # noqa: PLC0415
+
+    if not (REPO / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("not a git checkout")
+    assert "deploy/secrets.yaml" in (REPO / "docs" / "CODER_SETUP.md").read_text()
+    proc = subprocess.run(
+        ["git", "check-ignore", "-q", "deploy/secrets.yaml"], cwd=REPO, check=False, capture_output=True
+    )
+    assert proc.returncode == 0, "deploy/secrets.yaml would be committed: add it to .gitignore"

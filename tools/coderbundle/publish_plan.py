@@ -117,6 +117,13 @@ def _duration_ms(value: str) -> int:
     return sum(int(n) * _UNIT_MS[u] for n, u in re.findall(r"(\d+)([hms])", value))
 
 
+def _readable_ms(value: Any) -> str:
+    """Milliseconds as ``4h``, ``90m``, ``168h``, ``1h30m`` (what bundle.toml says)."""
+    minutes = int(value) // 60_000
+    hours, rest = divmod(minutes, 60)
+    return (f"{hours}h" if hours else "") + (f"{rest}m" if rest or not hours else "")
+
+
 def _readme_meta(directory: Path) -> dict[str, Any]:
     text = files.read_text(directory / "README.md", error=PublishError)
     match = re.match(r"^---\n(.*?)\n---\n", text, re.DOTALL)
@@ -271,4 +278,8 @@ def _plan_entry(plan: Plan, sha: str, tar: Path) -> dict[str, Any]:
         "image": {"value": plan.variables.get("image"), "source": plan.image_source},
         "variables": shown,
         "settings": plan.wanted,
+        # The same durations as people write them (the API's fields above are milliseconds).
+        "settings_readable": {
+            k.removesuffix("_ms"): _readable_ms(v) for k, v in plan.wanted.items() if k.endswith("_ms")
+        },
     }
