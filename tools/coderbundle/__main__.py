@@ -78,6 +78,19 @@ def _cmd_test(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.ok else 1
 
 
+def _cmd_changes(args: argparse.Namespace, settings: Settings) -> int:
+    from coderbundle.changes import changes_since_git, changes_since_plan, print_changes  # noqa: PLC0415
+    from coderbundle.pipeline import render_all  # noqa: PLC0415
+
+    rendered = render_all(settings, args.names)
+    if args.since:
+        found = changes_since_git(rendered, settings, args.since)
+    else:
+        found = changes_since_plan(rendered, settings)
+    print_changes(found, fmt=args.format)
+    return 0
+
+
 def _cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     from coderbundle.pipeline import publish_all  # noqa: PLC0415
     from coderbundle.publish import print_result  # noqa: PLC0415
@@ -246,7 +259,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="show the changes; make none")
     p.set_defaults(func=_cmd_vault_setup)
 
-    _add_doctor(sub)
+    _add_changes_and_doctor(sub)
 
     p = sub.add_parser("images", help="build (and push) the workspace images in images/")
     images_sub = p.add_subparsers(dest="images_command", required=True, metavar="ACTION")
@@ -263,7 +276,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_doctor(sub: Any) -> None:
+def _add_changes_and_doctor(sub: Any) -> None:
+    p = sub.add_parser("changes", help="what changed per template since the last publish plan (offline)")
+    p.add_argument("names", nargs="*", metavar="NAME", help="templates (default: all)")
+    p.add_argument("--since", default="", metavar="REF", help="a git commit, tag or branch, not the plan")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="json: a list on stdout")
+    p.set_defaults(func=_cmd_changes)
     p = sub.add_parser("doctor", help="check what publish and deploy need: one table, exit 1 if a row fails")
     p.add_argument("--format", choices=("text", "json"), default="text", help="json: the table on stdout")
 
@@ -289,7 +307,7 @@ def _run(argv: Sequence[str] | None) -> int:
     return func(args, settings)
 
 
-_WRITES_BUILD = frozenset({"render", "validate", "publish", "images"})
+_WRITES_BUILD = frozenset({"render", "validate", "publish", "images", "changes"})
 
 
 _VERBOSE = [False]
