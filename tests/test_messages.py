@@ -142,3 +142,11 @@ def test_the_secrets_file_of_the_setup_guide_is_ignored_by_git():
         ["git", "check-ignore", "-q", "deploy/secrets.yaml"], cwd=REPO, check=False, capture_output=True
     )
     assert proc.returncode == 0, "deploy/secrets.yaml would be committed: add it to .gitignore"
+
+
+def test_the_mode_without_coder_says_what_it_is_and_the_docs_explain_it(bundle):
+    from conftest import REPO  # noqa: PLC0415
+
+    proc = cli(bundle("good"), "publish", "--format", "json", CODERBUNDLE_TERRAFORM_VALIDATE="never")
+    assert json.loads(proc.stdout)["mode"] == "plan-only"
+    assert "`plan-only` (no `CODER_URL`" in (REPO / "docs" / "publishing.md").read_text()

@@ -110,7 +110,7 @@ def _cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
         from coderbundle.publish import validation_failed_result  # noqa: PLC0415
 
         mode = "dry-run" if args.dry_run else "publish"
-        mode = mode if settings.coder_url else "embedded"
+        mode = mode if settings.coder_url else "plan-only"
         print_result(validation_failed_result(exc.report, mode=mode), fmt="json")
         return exc.exit_code
     print_result(result, fmt=args.format)

@@ -74,7 +74,7 @@ class Outcome:
 class PublishResult:
     """Every template's outcome plus how the run went."""
 
-    mode: str  # embedded | dry-run | publish
+    mode: str  # plan-only (no CODER_URL) | dry-run | publish
     outcomes: list[Outcome]
     plan_file: Path | None  # None when validation failed and nothing was planned
     api_requests: int = 0
@@ -194,7 +194,7 @@ def publish_templates(  # noqa: PLR0913 - keyword-only knobs of one step
     sha, plans = plan_templates(rendered, settings, images=images, env=env)
     plan_file = write_artifacts(plans, sha, settings, checks=checks)
     if not settings.coder_url:
-        return PublishResult("embedded", [_planned(p) for p in plans], plan_file, checks=dict(checks or {}))
+        return PublishResult("plan-only", [_planned(p) for p in plans], plan_file, checks=dict(checks or {}))
     run = _connect(settings, sha, dry_run=dry_run)
     done: dict[str, Outcome] = {}
     with ThreadPoolExecutor(max_workers=max(1, settings.publish_concurrency)) as pool:
@@ -300,7 +300,7 @@ def progress_display(total: int) -> Iterator[Callable[[Outcome], None]]:
 
 
 def print_result(result: PublishResult, *, fmt: str = "text") -> None:
-    """The summary table on stderr, or JSON on stdout; the embedded-mode hint."""
+    """The summary table on stderr, or JSON on stdout; the plan-only hint."""
     if fmt == "json":
         print(json.dumps(result_json(result), indent=2, sort_keys=True))  # noqa: T201
     else:
@@ -315,7 +315,7 @@ def print_result(result: PublishResult, *, fmt: str = "text") -> None:
         err_console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())), markup=False)
         if result.checks:
             err_console.print(f"validation: {result.checks['summary']}", markup=False)
-    if result.mode == "embedded" and result.plan_file is not None:
+    if result.mode == "plan-only" and result.plan_file is not None:
         err_console.print(
             f"No CODER_URL set: wrote {result.plan_file} and dist/templates/*.tar, pushed nothing.\n"
             "To publish, set CODER_URL=https://<your coder> and CODER_SESSION_TOKEN=<token from "
