@@ -284,6 +284,41 @@ def _add_changes_and_doctor(sub: Any) -> None:
     p.set_defaults(func=_cmd_changes)
     p = sub.add_parser("doctor", help="check what publish and deploy need: one table, exit 1 if a row fails")
     p.add_argument("--format", choices=("text", "json"), default="text", help="json: the table on stdout")
+    p = sub.add_parser("completion", help="print a bash completion script: source <(coderbundle completion)")
+
+
+def _words(parser: argparse.ArgumentParser) -> tuple[list[str], dict[str, list[str]]]:
+    """The top-level options and, per subcommand (``images build`` included), its words."""
+    top = [s for a in parser._actions for s in a.option_strings]  # noqa: SLF001 - argparse has no public walk
+    per: dict[str, list[str]] = {}
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
+    for name, sub in (item for group in groups for item in group.choices.items()):
+        words = [s for a in sub._actions for s in a.option_strings]  # noqa: SLF001
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
+        per[name] = words + [c for a in nested for c in a.choices]
+    return top, per
+
+
+def completion_script(parser: argparse.ArgumentParser) -> str:
+    """A bash completion script for ``coderbundle``: subcommands, then each one's options."""
+    top, per = _words(parser)
+    cases = "".join(f"        {name}) words='{' '.join(sorted(w))}' ;;\n" for name, w in sorted(per.items()))
+    return (
+        "# bash completion for coderbundle (source <(coderbundle completion))\n"
+        "_coderbundle() {\n"
+        '    local cur="${COMP_WORDS[COMP_CWORD]}" command="" w words skip=""\n'
+        '    for w in "${COMP_WORDS[@]:1:COMP_CWORD-1}"; do\n'
+        '        if [ -n "$skip" ]; then skip=""; continue; fi\n'
+        '        case "$w" in --root) skip=1 ;; -*) ;; *) command="$w"; break ;; esac\n'
+        "    done\n"
+        '    case "$command" in\n'
+        f"{cases}"
+        f"        *) words='{' '.join(sorted(per))} {' '.join(top)}' ;;\n"
+        "    esac\n"
+        '    COMPREPLY=($(compgen -W "$words" -- "$cur"))\n'
+        "}\n"
+        "complete -o default -F _coderbundle coderbundle\n"
+    )
 
 
 def _run(argv: Sequence[str] | None) -> int:
@@ -294,6 +329,9 @@ def _run(argv: Sequence[str] | None) -> int:
         format="%(message)s",
         stream=sys.stderr,
     )
+    if args.command == "completion":  # needs no bundle
+        print(completion_script(_parser()), end="")  # noqa: T201
+        return 0
     root = args.root.resolve() if args.root else find_root(Path.cwd())
     if args.command == "doctor":  # runs when the settings do not load: that is a row of its table
         from coderbundle.doctor import print_checks, run_doctor  # noqa: PLC0415
