@@ -93,7 +93,8 @@ def load_values(files: Iterable[Path]) -> dict[str, Any]:
     """Read and merge values files in order; later files win (``chart_values``, as publish reads them)."""
     merged: dict[str, Any] = {}
     for path in files:
-        data = chart_values.read_values(path, error=DeployError, hint=_F_HINT, unreadable=UsageError).data
+        unreadable = DeployEnvironmentError  # a -f file that is not there: exit 2 (docs/errors.md)
+        data = chart_values.read_values(path, error=DeployError, hint=_F_HINT, unreadable=unreadable).data
         merged = chart_values.merge(merged, data)
     return merged
 
@@ -347,7 +348,7 @@ def deploy_chart(  # noqa: PLR0913 - keyword-only options of one command
         msg = "--output-dir writes the rendered manifests of a dry run; add --dry-run"
         raise UsageError(msg)
     values, _ = chart_values.read_and_check(
-        values_files, chart_dir, error=DeployError, hint=_F_HINT, unreadable=UsageError
+        values_files, chart_dir, error=DeployError, hint=_F_HINT, unreadable=DeployEnvironmentError
     )
     if dry_run:
         result = _check_offline(chart_dir, values, release=release, namespace=namespace)
