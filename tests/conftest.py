@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bundle_files import copy_settings
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -74,7 +76,7 @@ def _toml(data: dict) -> str:
 def make_bundle(root: Path, *fixtures: str, real: tuple[str, ...] = ()) -> Path:
     """A bundle at ``root``: the repo's bundle.toml, _shared and images, plus fixture or real templates."""
     (root / "templates").mkdir(parents=True)
-    shutil.copy(REPO / "bundle.toml", root / "bundle.toml")
+    copy_settings(root)  # bundle.toml and the files it names (a values_file, getting-started step 8)
     shutil.copytree(REPO / "images", root / "images")  # the rules read the templates' image Dockerfiles
     shutil.copytree(REPO / "templates" / "_shared", root / "templates" / "_shared")
     for name in fixtures:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from docker.errors import ImageNotFound
 
+from bundle_files import copy_settings
 from coderbundle import docker_stream as ds
 from coderbundle.errors import ImageBuildError
 from coderbundle.settings import Settings
@@ -98,7 +99,7 @@ def make_image_root(root: Path, *, real: tuple[str, ...] = (), fixture: str = ""
     """A bundle root at ``root`` with real images and/or one fixture set of images."""
     images = root / "images"
     images.mkdir(parents=True)
-    shutil.copy(REPO / "bundle.toml", root / "bundle.toml")
+    copy_settings(root)
     for name in real:
         shutil.copytree(REPO / "images" / name, images / name)
     if fixture:

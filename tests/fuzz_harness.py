@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+from bundle_files import copy_settings
+
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = REPO / "tools"
 if str(TOOLS) not in sys.path:
@@ -311,7 +313,7 @@ def mutate_text(rng: random.Random, data: bytes, *, jinja: bool, toml: bool) -> 
 def make_base(root: Path) -> Path:
     """A bundle at ``root``: the repository's settings, templates and image folder names."""
     (root / "templates").mkdir(parents=True)
-    shutil.copy(REPO / "bundle.toml", root / "bundle.toml")
+    copy_settings(root)  # bundle.toml and the files it names (a values_file, getting-started step 8)
     for name in ("_shared", *TEMPLATES):
         shutil.copytree(REPO / "templates" / name, root / "templates" / name)
     for image in (REPO / "images").iterdir():

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from bundle_files import set_values_file
 from coderbundle import process
 from coderbundle.__main__ import main
 from coderbundle.errors import CommandFailed
@@ -110,10 +111,20 @@ def images(*names: str) -> Callable[[Path], None]:
     return setup
 
 
+def values_file_key(value: str) -> Callable[[Path], None]:
+    """bundle.toml's ``values_file`` set to ``value``, whether the team's copy sets one or not."""
+
+    def setup(root: Path) -> None:
+        path = root / "bundle.toml"
+        path.write_text(set_values_file(path.read_text(encoding="utf-8"), value), encoding="utf-8")
+
+    return setup
+
+
 def values_file(text: str | bytes) -> Callable[[Path], None]:
     return both(
         write("values.yaml", text),
-        edit("bundle.toml", '# values_file = "chart/values.yaml"', 'values_file = "values.yaml"'),
+        values_file_key("values.yaml"),
     )
 
 
@@ -507,7 +518,7 @@ CASES = [
     # --- chart values (workspace.values_file) ----------------------------------------------------
     Case(
         "values-file-missing",
-        edit("bundle.toml", '# values_file = "chart/values.yaml"', 'values_file = "nope.yaml"'),
+        values_file_key("nope.yaml"),
         R,
         2,
         ("nope.yaml", "file not found"),
@@ -547,7 +558,7 @@ CASES = [
         "deploy-values-missing",
         nothing,
         ("deploy", "--dry-run", "-f", "nope.yaml"),
-        1,
+        2,  # usage (docs/errors.md)
         ("nope.yaml", "file not found", "check the -f path"),
     ),
     Case(

@@ -37,7 +37,7 @@ def test_validate_clean_exits_0_and_json_is_stable(bundle):
     report = json.loads(proc.stdout)
     assert report["ok"] is True
     (entry,) = report["templates"]
-    assert set(entry) == {"name", "path", "terraform_validate", "cached", "problems"}
+    assert set(entry) == {"name", "path", "terraform_validate", "verdict", "checks", "cached", "problems"}
     assert entry["terraform_validate"] != "not run"
 
 

@@ -26,10 +26,16 @@ import pytest
 from coderbundle.__main__ import _parser
 
 REPO = Path(__file__).resolve().parent.parent
-RUN_DOCS = ("README.md", "docs/getting-started.md", "docs/CODER_SETUP.md")
+GUIDES = ("README.md", "docs/getting-started.md", "docs/CODER_SETUP.md")
+# Every page with commands: each block runs offline (and the slow test runs it) or says what it needs.
+RUN_DOCS = (
+    "README.md",
+    *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "docs").glob("*.md")),
+    "chart/README.md",
+)
 # Docs this check owns (the chart, operations, images and rules pages have their own owners).
 OWN_DOCS = (
-    *RUN_DOCS,
+    *GUIDES,
     "docs/ai-agents.md",
     "docs/architecture.md",
     "docs/authentik.md",
@@ -42,6 +48,8 @@ OWN_DOCS = (
 # The anchors the original chart README links in docs/CODER_SETUP.md.
 ORIGINAL_README_ANCHORS = {"authentik-oidc-integration", "gitlab-oauth-integration", "ai-agent-integration"}
 OFFLINE_MARK = "<!-- offline -->"
+NEEDS_MARK = re.compile(r"^<!-- needs: (\S.*) -->$")
+INLINE_NOX = re.compile(r"`(nox -s [^`]+)`")
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.DOTALL | re.MULTILINE)
 HEREDOC = re.compile(r"<<-?\s*'?(\w+)'?")
 
@@ -81,6 +89,7 @@ KNOWN: dict[tuple[str, ...], set[str]] = {
     ("kubectl", "exec"): {"-i", "-t", "-it", "--stdin", "--tty", "-c", "--container"},
     ("kubectl", "create", "namespace"): set(),
     ("kubectl", "create", "secret", "generic"): {"--from-literal", "--from-file", "--from-env-file"},
+    ("kubectl", "scale"): {"--replicas"},
     ("kubectl", "rollout", "status"): {"--timeout", "-w", "--watch"},
     ("kubectl", "get"): {"-o", "--output", "-A", "--all-namespaces", "-l", "--selector"},
     ("kubectl", "describe"): {"-l", "--selector"},
@@ -102,8 +111,11 @@ VALUE_FLAGS = {
     "helm": {"-n", "--namespace", "--kube-context", "--timeout"},
 }
 # Programs the docs may call; anything else is a typo or a tool nobody installs.
-PROGRAMS = {"nox", "coder", "kubectl", "helm", "curl", "docker", "terraform", "python3", "git",
+PROGRAMS = {"nox", "coder", "kubectl", "helm", "curl", "docker", "terraform", "python3", "python", "git",
             "mkdir", "chmod", "cat", "export", "cd"}
+# coderbundle commands that render the chart: without -f the chart's defaults lack a database
+# (coder.database), so they fail as written.
+NEED_VALUES_FILE = {"deploy", "vault-setup"}
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,7 @@ class Block:
     lang: str
     text: str
     offline: bool
+    mark: str = ""  # the HTML comment line right above the fence
 
     def script(self) -> str:
         """The shell a reader would type: console prompts stripped, output dropped."""
@@ -135,7 +148,8 @@ def blocks(doc: str) -> list[Block]:
     found = []
     for match in FENCE.finditer(text):
         before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
-        found.append(Block(doc, match.group(1), match.group(2), before.strip() == OFFLINE_MARK))
+        mark = before.strip() if before.strip().startswith("<!--") else ""
+        found.append(Block(doc, match.group(1), match.group(2), mark == OFFLINE_MARK, mark))
     return found
 
 
@@ -194,6 +208,8 @@ def check_nox(argv: list[str]) -> None:
 
 
 def check_coderbundle(args: list[str], shown: str) -> None:
+    if args and args[0] in NEED_VALUES_FILE and not {"-h", "--help"} & set(args):
+        assert "-f" in args or "--values" in args, f"{shown}: {args[0]} without -f fails; name a values file"
     stderr, code = io.StringIO(), 0
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr):
         try:
@@ -237,8 +253,36 @@ def test_documented_command_is_valid(doc, argv):
         check_known(argv)
 
 
-def test_each_run_doc_has_offline_blocks():
+def test_every_block_runs_offline_or_says_what_it_needs():
+    unmarked = [
+        f"{b.doc}: {b.script().splitlines()[0] if b.script().strip() else b.text[:40]}"
+        for doc in RUN_DOCS
+        for b in shell_blocks(doc)
+        if not b.offline and not NEEDS_MARK.match(b.mark)
+    ]
+    assert not unmarked, f"mark each with {OFFLINE_MARK} or <!-- needs: what -->: {unmarked}"
+
+
+def inline_commands() -> list[tuple[str, list[str]]]:
+    """Commands with arguments quoted in the text (`nox -s x -- ...`), by page; a bare session is a name."""
+    found = []
     for doc in RUN_DOCS:
+        quoted = INLINE_NOX.findall(FENCE.sub("", (REPO / doc).read_text()))
+        # <placeholders> are the reader's to fill.
+        found += [(doc, shlex.split(cmd)) for cmd in quoted if " -- " in cmd and "<" not in cmd]
+    return found
+
+
+@pytest.mark.parametrize(
+    ("doc", "argv"), inline_commands(), ids=lambda v: shlex.join(v) if isinstance(v, list) else v
+)
+def test_quoted_nox_command_is_valid(doc, argv):
+    assert doc in RUN_DOCS
+    check_nox(argv)
+
+
+def test_each_run_doc_has_offline_blocks():
+    for doc in GUIDES:
         assert any(b.offline for b in shell_blocks(doc)), f"{doc}: mark offline blocks with {OFFLINE_MARK}"
 
 

@@ -40,6 +40,7 @@ import hcl2
 import pytest
 from docker.errors import ImageNotFound
 
+from bundle_files import copy_settings
 from coderbundle.pipeline import render_all
 from coderbundle.settings import load_settings
 
@@ -284,7 +285,7 @@ def rendered(tmp_path_factory):
         pytest.skip("terraform is not installed (it evaluates the templates' expressions)")
     root = tmp_path_factory.mktemp("bundle")
     shutil.copytree(REPO / "templates", root / "templates")
-    shutil.copy(REPO / "bundle.toml", root / "bundle.toml")
+    copy_settings(root)
     render_all(load_settings(root, {}))
     return root
 

@@ -315,7 +315,7 @@ def test_missing_token_and_missing_cli_are_clear(root, coder, monkeypatch, capsy
     monkeypatch.setenv("CODER_SESSION_TOKEN", coder.state.token)
     monkeypatch.setenv("CODERBUNDLE_CODER", "coder-not-installed")
     assert publish(root) == 2
-    assert "coder-not-installed: executable not found" in capsys.readouterr().err
+    assert "CODERBUNDLE_CODER is 'coder-not-installed': no such program on PATH" in capsys.readouterr().err
 
 
 def test_image_manifest_reader_keeps_only_pushed_digests(root):
@@ -368,7 +368,9 @@ def test_unknown_organization_and_wrong_url_are_clear(root, coder, monkeypatch, 
     monkeypatch.delenv("CODER_ORGANIZATION")
     monkeypatch.setenv("CODER_URL", coder.url + "/not-coder")
     assert publish(root) == 2
-    assert "CODER_ORGANIZATION" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "not a Coder server (GET /api/v2/organizations answered HTTP 404); set CODER_URL" in err
+    assert "CODER_ORGANIZATION" not in err  # the organization is not what is wrong
     assert pushes(coder) == []
 
 

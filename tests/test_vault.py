@@ -63,14 +63,17 @@ class VaultStandIn(BaseHTTPRequestHandler):
 
     def _authorized(self) -> bool:
         if self.headers.get("X-Vault-Token") != TOKEN:
-            self._reply(403, {"errors": ["permission denied"]})
+            # Vault says 403; a proxy in front of it may say 401 (the state picks).
+            self._reply(self.state.get("bad_token_status", 403), {"errors": ["permission denied"]})
             return False
         return True
 
     def do_GET(self) -> None:  # noqa: PLR0911 - one return per endpoint
+        path = self.path.removeprefix("/v1/").split("?")[0]
+        if path == "sys/health":  # unauthenticated in Vault
+            return self._reply(200, {"initialized": True, "sealed": False, "standby": False})
         if not self._authorized():
             return None
-        path = self.path.removeprefix("/v1/").split("?")[0]
         s = self.state
         if path == "auth/token/lookup-self":
             return self._reply(200, {"data": {"id": TOKEN}})
@@ -286,3 +289,41 @@ def test_the_original_readme_secrets_block_feeds_vault():
     }
     assert database_url({"coder": {"database": {"url": "postgres://x"}}}) == "postgres://x"
     assert database_url({}) == ""
+
+
+def test_a_401_is_a_rejected_token_not_a_bug(vault, tmp_path):
+    address, state, _ = vault
+    state["bad_token_status"] = 401
+    with pytest.raises(DeployError, match=r"rejected the token \(HTTP 401\); check VAULT_TOKEN") as info:
+        setup_vault(Settings(root=tmp_path), address=address, token="wrong")  # noqa: S106
+    assert info.value.exit_code == 2
+
+
+def test_an_address_that_is_not_vault_says_so(tmp_path):
+    """A web server that is not Vault (404 everywhere) is named as such, not as a rejected token."""
+
+    class NotVault(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            del args
+
+        def do_GET(self) -> None:
+            self.send_response(404)
+            self.send_header("Content-Length", "9")
+            self.end_headers()
+            self.wfile.write(b"not found")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotVault)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        address = f"http://127.0.0.1:{server.server_port}"
+        with pytest.raises(DeployError) as info:
+            setup_vault(Settings(root=tmp_path), address=address, token=TOKEN)
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(info.value)
+    assert "is not a Vault server" in message
+    assert "HTTP 404" in message
+    assert "VAULT_ADDR" in message
+    assert "token" not in message.split(";", maxsplit=1)[0]
+    assert info.value.exit_code == 2

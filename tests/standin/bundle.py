@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bundle_files import copy_settings
+
 __all__ = ["API_KEY_ENV", "make_bundle", "write_template"]
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -67,7 +69,8 @@ def make_bundle(
 ) -> Path:
     """A bundle root with the repository's bundle.toml and one template per name."""
     (root / "templates").mkdir(parents=True)
-    toml = (REPO / "bundle.toml").read_text().replace("concurrency = 3", f"concurrency = {concurrency}")
+    copy_settings(root)  # bundle.toml and the files it names (a values_file, getting-started step 8)
+    toml = (root / "bundle.toml").read_text().replace("concurrency = 3", f"concurrency = {concurrency}")
     (root / "bundle.toml").write_text(toml)
     for name in names:
         write_template(root, name, secret=name in secret)

@@ -163,7 +163,14 @@ def push(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
+# What `coder version --output json` reports (the server's buildinfo version unless a test changes it).
+CLI_VERSION = os.environ.get("STANDIN_CODER_CLI_VERSION", "v2.37.1-standin")
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["version"]:  # needs no login, as the real CLI
+        print(json.dumps({"version": CLI_VERSION, "slim": False, "agpl": False}))
+        return 0
     url = os.environ.get("CODER_URL", "")
     token = os.environ.get("CODER_SESSION_TOKEN", "")
     if not url or not token:

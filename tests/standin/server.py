@@ -85,6 +85,15 @@ class State:
     echo_token: bool = False  # the CLI prints the token it was given (a leaky tool)
     push_delay: float = 0.0  # seconds an import takes
     forbidden: bool = False
+    # Who the token belongs to (GET /users/me) and its API key (GET /users/{id}/keys/{key id}).
+    user: dict[str, Any] = field(
+        default_factory=lambda: {
+            "id": "0c0de000-0000-4000-8000-0000000000aa",
+            "username": "coderbundle-ci",
+            "roles": [{"name": "template-admin", "display_name": "Template Admin"}],
+        }
+    )
+    key_expires_at: str = "2099-01-01T00:00:00Z"
     # Consumed by the publisher's requests in order: 503, "drop", or (path regex, fault).
     faults: list[Any] = field(default_factory=list)
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (client, method, path)
@@ -189,6 +198,8 @@ class Api:
             ("GET", r"/external-auth", self.external_auth),
             ("GET", r"/templateversions/([^/]+)/rich-parameters", self.rich_parameters),
             ("GET", r"/organizations", self.organizations),
+            ("GET", r"/users/me", self.me),
+            ("GET", r"/users/([^/]+)/keys/([^/]+)", self.api_key),
             ("GET", r"/organizations/([^/]+)/templates/([^/]+)", self.get_template),
             ("POST", r"/organizations/([^/]+)/templates", self.create_template),
             ("POST", r"/organizations/([^/]+)/templateversions", self.create_version),
@@ -203,6 +214,21 @@ class Api:
             if ref in (org["id"], org["name"]):
                 return org
         raise _fail(404, "Resource not found or you do not have access to this resource")
+
+    def me(self, _m: re.Match[str], _b: Any) -> Any:
+        return {**self.s.user, "email": f"{self.s.user['username']}@example.com", "status": "active"}
+
+    def api_key(self, m: re.Match[str], _b: Any) -> Any:
+        """The session token's key, when the token has Coder's ``<10-char id>-<secret>`` form."""
+        if m.group(1) not in ("me", self.s.user["id"]) or not self.s.token.startswith(f"{m.group(2)}-"):
+            raise _fail(404, "Resource not found or you do not have access to this resource")
+        return {
+            "id": m.group(2),
+            "user_id": self.s.user["id"],
+            "expires_at": self.s.key_expires_at,
+            "login_type": "token",
+            "token_name": "ci-publish",
+        }
 
     def buildinfo(self, _m: re.Match[str], _b: Any) -> Any:
         return {

@@ -19,7 +19,16 @@ from rich.text import Text
 
 from coderbundle import __version__
 from coderbundle.console import err_console
-from coderbundle.errors import EXIT_USAGE, CommandFailed, ToolError, UsageError, ValidationFailed
+from coderbundle.errors import (
+    EXIT_USAGE,
+    CommandFailed,
+    CommandNotFound,
+    DeployEnvironmentError,
+    EnvError,
+    ToolError,
+    UsageError,
+    ValidationFailed,
+)
 from coderbundle.files import locked
 from coderbundle.settings import find_root, load_settings
 
@@ -99,6 +108,19 @@ def _cmd_mirror(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_changes(args: argparse.Namespace, settings: Settings) -> int:
+    from coderbundle.changes import changes_since_git, changes_since_plan, print_changes  # noqa: PLC0415
+    from coderbundle.pipeline import render_all  # noqa: PLC0415
+
+    rendered = render_all(settings, args.names)
+    if args.since:
+        found = changes_since_git(rendered, settings, args.since)
+    else:
+        found = changes_since_plan(rendered, settings)
+    print_changes(found, fmt=args.format)
+    return 0
+
+
 def _cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     from coderbundle.pipeline import publish_all  # noqa: PLC0415
     from coderbundle.publish import print_result  # noqa: PLC0415
@@ -120,7 +142,7 @@ def _cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
         from coderbundle.publish import validation_failed_result  # noqa: PLC0415
 
         mode = "dry-run" if args.dry_run else "publish"
-        mode = mode if settings.coder_url else "embedded"
+        mode = mode if settings.coder_url else "plan-only"
         print_result(validation_failed_result(exc.report, mode=mode), fmt="json")
         return exc.exit_code
     print_result(result, fmt=args.format)
@@ -319,6 +341,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="show the changes; make none")
     p.set_defaults(func=_cmd_vault_setup)
 
+    _add_changes_and_doctor(sub)
+
     p = sub.add_parser("images", help="build (and push) the workspace images in images/")
     images_sub = p.add_subparsers(dest="images_command", required=True, metavar="ACTION")
     p = images_sub.add_parser("build", help="build images base first; skip unchanged ones")
@@ -334,6 +358,51 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_changes_and_doctor(sub: Any) -> None:
+    p = sub.add_parser("changes", help="what changed per template since the last publish plan (offline)")
+    p.add_argument("names", nargs="*", metavar="NAME", help="templates (default: all)")
+    p.add_argument("--since", default="", metavar="REF", help="a git commit, tag or branch, not the plan")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="json: a list on stdout")
+    p.set_defaults(func=_cmd_changes)
+    p = sub.add_parser("doctor", help="check what publish and deploy need: one table, exit 1 if a row fails")
+    p.add_argument("--format", choices=("text", "json"), default="text", help="json: the table on stdout")
+    p = sub.add_parser("completion", help="print a bash completion script: source <(coderbundle completion)")
+
+
+def _words(parser: argparse.ArgumentParser) -> tuple[list[str], dict[str, list[str]]]:
+    """The top-level options and, per subcommand (``images build`` included), its words."""
+    top = [s for a in parser._actions for s in a.option_strings]  # noqa: SLF001 - argparse has no public walk
+    per: dict[str, list[str]] = {}
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
+    for name, sub in (item for group in groups for item in group.choices.items()):
+        words = [s for a in sub._actions for s in a.option_strings]  # noqa: SLF001
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001
+        per[name] = words + [c for a in nested for c in a.choices]
+    return top, per
+
+
+def completion_script(parser: argparse.ArgumentParser) -> str:
+    """A bash completion script for ``coderbundle``: subcommands, then each one's options."""
+    top, per = _words(parser)
+    cases = "".join(f"        {name}) words='{' '.join(sorted(w))}' ;;\n" for name, w in sorted(per.items()))
+    return (
+        "# bash completion for coderbundle (source <(coderbundle completion))\n"
+        "_coderbundle() {\n"
+        '    local cur="${COMP_WORDS[COMP_CWORD]}" command="" w words skip=""\n'
+        '    for w in "${COMP_WORDS[@]:1:COMP_CWORD-1}"; do\n'
+        '        if [ -n "$skip" ]; then skip=""; continue; fi\n'
+        '        case "$w" in --root) skip=1 ;; -*) ;; *) command="$w"; break ;; esac\n'
+        "    done\n"
+        '    case "$command" in\n'
+        f"{cases}"
+        f"        *) words='{' '.join(sorted(per))} {' '.join(top)}' ;;\n"
+        "    esac\n"
+        '    COMPREPLY=($(compgen -W "$words" -- "$cur"))\n'
+        "}\n"
+        "complete -o default -F _coderbundle coderbundle\n"
+    )
+
+
 def _run(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     _VERBOSE[0] = args.verbose
@@ -342,7 +411,14 @@ def _run(argv: Sequence[str] | None) -> int:
         format="%(message)s",
         stream=sys.stderr,
     )
+    if args.command == "completion":  # needs no bundle
+        print(completion_script(_parser()), end="")  # noqa: T201
+        return 0
     root = args.root.resolve() if args.root else find_root(Path.cwd())
+    if args.command == "doctor":  # runs when the settings do not load: that is a row of its table
+        from coderbundle.doctor import print_checks, run_doctor  # noqa: PLC0415
+
+        return print_checks(run_doctor(root, os.environ, Path.home()), fmt=args.format)
     settings = load_settings(root, os.environ)
     func: Callable[[argparse.Namespace, Settings], int] = args.func
     if args.command in _WRITES_BUILD:  # runs in one checkout take turns with build/ and dist/
@@ -351,10 +427,12 @@ def _run(argv: Sequence[str] | None) -> int:
     return func(args, settings)
 
 
-_WRITES_BUILD = frozenset({"render", "validate", "publish", "images"})
+_WRITES_BUILD = frozenset({"render", "validate", "publish", "images", "changes"})
 
 
 _VERBOSE = [False]
+# Environment failures `coderbundle doctor` would have shown: their error line points at it.
+DOCTOR_PREDICTS = (EnvError, CommandNotFound, DeployEnvironmentError)
 
 
 def print_error(message: str) -> None:
@@ -373,6 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
         return exc.exit_code
     except ToolError as exc:
         print_error(str(exc))
+        if isinstance(exc, DOCTOR_PREDICTS):
+            err_console.print("  `nox -s doctor` checks everything publish and deploy need", markup=False)
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted", markup=False)

@@ -146,7 +146,13 @@ class CoderAPI:
 
     def organization(self, wanted: str) -> Organization:
         """Resolve an organization name or id (empty: the default one) to its id."""
-        orgs: list[dict[str, Any]] = self._json("GET", "/organizations") or []
+        orgs: list[dict[str, Any]] | None = self._json("GET", "/organizations")
+        if orgs is None:  # every Coder answers this path: 404 means something else is at CODER_URL
+            msg = (
+                f"{self.url}: not a Coder server (GET /api/v2/organizations answered HTTP 404); "
+                "set CODER_URL to Coder's access URL"
+            )
+            raise PublishError(msg)
         for org in orgs:
             if (not wanted and org.get("is_default")) or wanted in (org["id"], org["name"]):
                 return Organization(org["id"], org["name"])

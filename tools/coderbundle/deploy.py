@@ -26,9 +26,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from coderbundle import process
-from coderbundle.errors import DeployEnvironmentError, DeployError
-from coderbundle.files import decode, why_unreadable
+from coderbundle import chart_values, process
+from coderbundle.errors import DeployEnvironmentError, DeployError, UsageError
 from coderbundle.kube_rules import check_rules
 
 if TYPE_CHECKING:
@@ -67,6 +66,7 @@ CRD_SCHEMAS = "ci/crd-schemas.json"
 # chart renders one only where .Capabilities lists it; a live helm install asks the cluster).
 OFFLINE_API_VERSIONS = ("monitoring.coreos.com/v1/ServiceMonitor",)
 _EXEC_ERROR = re.compile(r"^.*execution error at \([^)]*\): ")
+_F_HINT = "check the -f path"
 _INSTALL_HINT = "install helm-python-sdk and kubernetes-validate (the `test` dependency group)"
 
 
@@ -94,38 +94,13 @@ class DeployResult:
     applied: bool
 
 
-def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge like ``helm -f a -f b``: maps merge, everything else is replaced."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def load_values(files: Iterable[Path]) -> dict[str, Any]:
-    """Read and merge values files in order; later files win."""
+    """Read and merge values files in order; later files win (``chart_values``, as publish reads them)."""
     merged: dict[str, Any] = {}
     for path in files:
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            msg = f"{path}: cannot read values file ({why_unreadable(path, exc)}); check the -f path"
-            raise DeployError(msg) from None
-        try:
-            data = yaml.safe_load(decode(raw, path, error=DeployError)) or {}
-        except yaml.YAMLError as exc:
-            msg = f"{path}: invalid YAML ({exc}); fix the values file"
-            raise DeployError(msg) from None
-        except RecursionError:
-            msg = f"{path}: invalid YAML (nested too deeply); fix the values file"
-            raise DeployError(msg) from None
-        if not isinstance(data, dict):
-            msg = f"{path}: a values file must be a YAML mapping of chart keys"
-            raise DeployError(msg)
-        merged = _merge(merged, data)
+        unreadable = DeployEnvironmentError  # a -f file that is not there: exit 2 (docs/errors.md)
+        data = chart_values.read_values(path, error=DeployError, hint=_F_HINT, unreadable=unreadable).data
+        merged = chart_values.merge(merged, data)
     return merged
 
 
@@ -422,15 +397,18 @@ def deploy_chart(  # noqa: PLR0913 - keyword-only options of one command
     ``output_dir`` (dry run only) receives the manifests rendered for the newest Kubernetes.
     """
     chart_dir = settings.root / "chart"
-    values = load_values(values_files)
+    # The same reader and schema check as bundle.toml's values_file; findings name the user's file.
+    if output_dir is not None and not dry_run:
+        msg = "--output-dir writes the rendered manifests of a dry run; add --dry-run"
+        raise UsageError(msg)
+    values, _ = chart_values.read_and_check(
+        values_files, chart_dir, error=DeployError, hint=_F_HINT, unreadable=DeployEnvironmentError
+    )
     if dry_run:
         result = _check_offline(chart_dir, values, release=release, namespace=namespace)
         if output_dir is not None:
             write_manifests(result.manifests, output_dir)
         return result
-    if output_dir is not None:
-        msg = "--output-dir writes the rendered manifests of a dry run; add --dry-run"
-        raise DeployError(msg)
     process.which("helm", hint="install Helm 3.8+, or render offline with --dry-run")
     kubeconfig = find_kubeconfig(env, home)
     if all(importlib.util.find_spec(m) for m in ("helm_python", "kubernetes_validate")):

@@ -13,6 +13,7 @@ built (and, with ``pushed: true``, really is in the registry).
 from __future__ import annotations
 
 import base64
+import difflib
 import hashlib
 import io
 import json
@@ -107,7 +108,9 @@ def find_images(images_dir: Path, names: Sequence[str] = ()) -> list[ImageSpec]:
     available = sorted(p.name for p in images_dir.iterdir() if p.is_dir()) if images_dir.is_dir() else []
     unknown = [n for n in names if n not in available]
     if unknown:
-        msg = f"unknown image {unknown[0]!r}; available: {', '.join(available) or 'none'}"
+        close = difflib.get_close_matches(unknown[0], available, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        msg = f"unknown image {unknown[0]!r}; {hint}available: {', '.join(available) or 'none'}"
         raise UsageError(msg)
     specs = {n: _read_spec(images_dir / n) for n in (names or available)}
     for parent in {s.parent for s in specs.values()} - {None} - set(specs):

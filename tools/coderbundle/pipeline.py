@@ -62,6 +62,7 @@ def publish_all(  # noqa: PLR0913 - keyword-only switches of the main job
             accept_breaking=accept_breaking,
             allow_default_image=allow_default_image,
             on_done=done,
+            checks=report.checks_json(),
         )
 
 

@@ -35,6 +35,7 @@ from rich.text import Text
 
 from coderbundle import process
 from coderbundle.coder_api import CoderAPI, CoderAuthError, Organization
+from coderbundle.configured import find_tool
 from coderbundle.console import err_console
 from coderbundle.errors import CommandFailed, EnvError, PublishError
 from coderbundle.publish_plan import (
@@ -106,13 +107,14 @@ class Outcome:
 class PublishResult:
     """Every template's outcome plus how the run went."""
 
-    mode: str  # embedded | dry-run | publish
+    mode: str  # plan-only (no CODER_URL) | dry-run | publish
     outcomes: list[Outcome]
     plan_file: Path | None  # None when validation failed and nothing was planned
     api_requests: int = 0
     problems: list[dict[str, Any]] = field(default_factory=list)  # validation problems, if any
     notes: list[str] = field(default_factory=list)  # said once per run (fields the server ignores)
     server_version: str = ""
+    checks: dict[str, Any] = field(default_factory=dict)  # what validation ran (Report.checks_json)
 
     @property
     def ok(self) -> bool:
@@ -348,12 +350,13 @@ def publish_templates(  # noqa: PLR0913 - keyword-only knobs of one step
     accept_breaking: bool = False,
     allow_default_image: bool = False,
     on_done: Callable[[Outcome], None] | None = None,
+    checks: Mapping[str, Any] | None = None,
 ) -> PublishResult:
     """Plan, write ``dist/``, and (with CODER_URL) push what changed; never raises per template."""
     sha, plans = plan_templates(rendered, settings, images=images, env=env)
-    plan_file = write_artifacts(plans, sha, settings)
+    plan_file = write_artifacts(plans, sha, settings, checks=checks)
     if not settings.coder_url:
-        return PublishResult("embedded", [_planned(p) for p in plans], plan_file)
+        return PublishResult("plan-only", [_planned(p) for p in plans], plan_file, checks=dict(checks or {}))
     run = _connect(settings, sha, dry_run=dry_run)
     if not dry_run and not allow_default_image:
         _refuse_unbuilt_images(plans)
@@ -369,7 +372,9 @@ def publish_templates(  # noqa: PLR0913 - keyword-only knobs of one step
     mode = "dry-run" if dry_run else "publish"
     outcomes = [done[p.name] for p in plans]
     annotate_plan(plan_file, {o.name: {"status": o.status, "upgrade_findings": o.findings} for o in outcomes})
-    result = PublishResult(mode, outcomes, plan_file, run.api.requests_made, notes=notes)
+    result = PublishResult(
+        mode, outcomes, plan_file, run.api.requests_made, notes=notes, checks=dict(checks or {})
+    )
     result.server_version = run.server_version
     return result
 
@@ -413,7 +418,11 @@ def _connect(settings: Settings, sha: str, *, dry_run: bool) -> _Run:
         msg += "; create a token with `coder tokens create`"
         raise EnvError(msg)
     if not dry_run:
-        process.which(settings.coder_executable, hint="install the coder CLI or set CODERBUNDLE_CODER")
+        find_tool(
+            settings.coder_executable,
+            configured_by=settings.coder_executable_from,
+            install_hint="install the coder CLI or set CODERBUNDLE_CODER",
+        )
     api = CoderAPI(settings.coder_url, settings.coder_session_token)
     try:
         org = api.organization(settings.coder_organization)
@@ -465,6 +474,7 @@ def result_json(result: PublishResult) -> dict[str, Any]:
         "counts": counts,
         "problems": result.problems,
         "notes": result.notes,
+        "checks": result.checks or None,
         "templates": [
             {
                 "name": o.name,
@@ -489,7 +499,7 @@ def validation_failed_result(report: Any, *, mode: str) -> PublishResult:
         detail = f"{count} problem(s); nothing published" if count else "not published (another one failed)"
         outcomes.append(Outcome(entry["name"], "invalid", "", detail))
     problems = [p for entry in data["templates"] for p in entry["problems"]]
-    return PublishResult(mode, outcomes, None, 0, problems)
+    return PublishResult(mode, outcomes, None, 0, problems, report.checks_json())
 
 
 @contextmanager
@@ -507,7 +517,7 @@ def progress_display(total: int) -> Iterator[Callable[[Outcome], None]]:
 
 
 def print_result(result: PublishResult, *, fmt: str = "text") -> None:
-    """The summary table on stderr, or JSON on stdout; the embedded-mode hint."""
+    """The summary table on stderr, or JSON on stdout; the plan-only hint."""
     if fmt == "json":
         print(json.dumps(result_json(result), indent=2, sort_keys=True))  # noqa: T201
     else:
@@ -522,9 +532,11 @@ def print_result(result: PublishResult, *, fmt: str = "text") -> None:
         err_console.print(table)
         counts = result_json(result)["counts"]
         err_console.print(", ".join(f"{n} {s}" for s, n in sorted(counts.items())), markup=False)
+        if result.checks:
+            err_console.print(f"validation: {result.checks['summary']}", markup=False)
         for note in result.notes:
             err_console.print(f"note: {note}", markup=False)
-    if result.mode == "embedded" and result.plan_file is not None:
+    if result.mode == "plan-only" and result.plan_file is not None:
         err_console.print(
             f"No CODER_URL set: wrote {result.plan_file} and dist/templates/*.tar, pushed nothing.\n"
             "To publish, set CODER_URL=https://<your coder> and CODER_SESSION_TOKEN=<token from "

@@ -121,6 +121,13 @@ def _duration_ms(value: str) -> int:
     return sum(int(n) * _UNIT_MS[u] for n, u in re.findall(r"(\d+)([hms])", value))
 
 
+def _readable_ms(value: Any) -> str:
+    """Milliseconds as ``4h``, ``90m``, ``168h``, ``1h30m`` (what bundle.toml says)."""
+    minutes = int(value) // 60_000
+    hours, rest = divmod(minutes, 60)
+    return (f"{hours}h" if hours else "") + (f"{rest}m" if rest or not hours else "")
+
+
 def _readme_meta(directory: Path) -> dict[str, Any]:
     text = files.read_text(directory / "README.md", error=PublishError)
     match = re.match(r"^---\n(.*?)\n---\n", text, re.DOTALL)
@@ -232,13 +239,16 @@ def plan_templates(
     return sha, [_plan_one(r, settings, sha, images, env) for r in rendered]
 
 
-def write_artifacts(plans: Sequence[Plan], sha: str, settings: Settings) -> Path:
+def write_artifacts(
+    plans: Sequence[Plan], sha: str, settings: Settings, *, checks: Mapping[str, Any] | None = None
+) -> Path:
     """Write ``dist/templates/<name>-<version>.tar`` and ``dist/publish-plan.json``, all or nothing.
 
     The new archives (and the kept archives of templates not in this run) and
     the plan are written to a staging folder first; only when the set is
     complete is it swapped in with renames.  On any failure (a full disk) the
     old archives and plan stay as they were and the staging folder is removed.
+    ``checks`` is what validation ran, with which terraform (``Report.checks_json``).
     """
     dist = files.ensure_dir(settings.dist_dir)
     out = dist / "templates"
@@ -266,6 +276,7 @@ def write_artifacts(plans: Sequence[Plan], sha: str, settings: Settings) -> Path
             "coder_url": redact_url(settings.coder_url) or None,
             "organization": settings.coder_organization or "(default)",
             "templates": entries,
+            "checks": dict(checks) if checks is not None else None,
         }
         (staging / PLAN_FILE).write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         if out.exists():
@@ -313,4 +324,8 @@ def _plan_entry(plan: Plan, sha: str, tar: Path) -> dict[str, Any]:
         },
         "variables": shown,
         "settings": plan.wanted,
+        # The same durations as people write them (the API's fields above are milliseconds).
+        "settings_readable": {
+            k.removesuffix("_ms"): _readable_ms(v) for k, v in plan.wanted.items() if k.endswith("_ms")
+        },
     }

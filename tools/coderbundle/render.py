@@ -200,10 +200,35 @@ def _one_line(text: str) -> str:
     return first if len(first) <= 200 else first[:197] + "..."
 
 
+def _check_no_dropped_text(env: jinja2.Environment, name: str, source: Path) -> None:
+    """A file that ``{% extends %}`` another renders only its blocks: text outside them is an error."""
+    from jinja2 import nodes  # noqa: PLC0415
+
+    assert env.loader is not None  # noqa: S101 - _environment always sets one
+    text, filename, _ = env.loader.get_source(env, name)
+    body = env.parse(text, name, filename).body
+    if not any(isinstance(n, nodes.Extends) for n in body):
+        return
+    for node in body:
+        if not isinstance(node, nodes.Output):
+            continue
+        for part in node.nodes:
+            data = part.data if isinstance(part, nodes.TemplateData) else "{{ ... }}"
+            if shown := data.strip():
+                line = part.lineno + data[: len(data) - len(data.lstrip())].count("\n")
+                snippet = _one_line(shown)[:60]
+                msg = (
+                    f"{source / name}:{line}: text outside {{% block %}} is dropped by "
+                    f"{{% extends %}} ({snippet!r}); move it into a block or remove it"
+                )
+                raise RenderError(msg)
+
+
 def _render_one(env: jinja2.Environment, name: str, context: dict[str, Any], source: Path) -> str:
     """Render one ``.j2`` file; any failure is a ``RenderError`` naming the source file and line."""
     fallback = str(source / name)
     try:
+        _check_no_dropped_text(env, name, source)
         with _time_limit(RENDER_SECONDS):
             return env.get_template(name).render(context)
     except RenderError:

@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import yaml
-
-from coderbundle import files
+from coderbundle import chart_values, files
 from coderbundle.errors import EnvError, SettingsError
 from coderbundle.shape import BUNDLE_SHAPE, check_shape
 
@@ -72,6 +70,7 @@ class TerraformSettings:
     provider_mirror: str = ""  # a filesystem mirror (unpacked layout); "" = the registries
     module_mirror: str = ""  # <host>/<ns>/<name>/<system>/<version>/ folders, served on 127.0.0.1
     validate: str = "auto"  # auto: run where possible; always: a skip is a failure; never
+    binary_from: str = ""  # the setting that named ``binary`` ('' = the default, terraform on PATH)
 
 
 @dataclass(frozen=True)
@@ -86,6 +85,7 @@ class Settings:
     coder_session_token: str = field(default="", repr=False)
     coder_organization: str = ""
     coder_executable: str = "coder"
+    coder_executable_from: str = ""  # the setting that named it ('' = the default, coder on PATH)
     publish_concurrency: int = 3
     extra_ca_cert: str = ""
     upstream_image: str = ""
@@ -145,18 +145,20 @@ def _mapping(value: Any, path: Path, key: str) -> dict[str, Any]:
     return value
 
 
-def _chart_workspace_values(path: Path) -> dict[str, str]:
+def _read_chart_values(path: Path, root: Path) -> dict[str, Any]:
+    """A chart values file, read and checked as ``deploy -f`` reads it (``chart_values``)."""
+    chart_dir = root / "chart"
+    if (chart_dir / chart_values.SCHEMA_FILE).is_file() and (chart_dir / "values.yaml").is_file():
+        hint = "fix workspace.values_file"
+        own, _ = chart_values.read_and_check([path], chart_dir, error=SettingsError, hint=hint)
+        return own
+    # A bundle without the chart: the file is still read the same way; there is no schema to hold it to.
+    return chart_values.read_values(path, error=SettingsError, hint="fix workspace.values_file").data
+
+
+def _chart_workspace_values(path: Path, root: Path) -> dict[str, str]:
     """Read ``coder.workspaces.*`` from a chart values file (the original chart README's keys)."""
-    text = files.read_text(path)
-    try:
-        values = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        first = str(exc).replace("\n", " ")
-        msg = f"{path}: invalid YAML: {first}; fix the values file"
-        raise SettingsError(msg) from None
-    except RecursionError:
-        msg = f"{path}: invalid YAML: nested too deeply; fix the values file"
-        raise SettingsError(msg) from None
+    values = _read_chart_values(path, root)
     values = _mapping(values, path, "the document")
     ws = _mapping(_mapping(values.get("coder"), path, "coder").get("workspaces"), path, "coder.workspaces")
     resources = _mapping(ws.get("defaultResources"), path, "coder.workspaces.defaultResources")
@@ -181,7 +183,7 @@ def _workspace_defaults(root: Path, table: Mapping[str, Any], source: Path) -> W
     known = WorkspaceDefaults.__dataclass_fields__
     merged: dict[str, Any] = {k: v for k, v in table.items() if k in known}
     if values_file:
-        merged.update(_chart_workspace_values(root / values_file))
+        merged.update(_chart_workspace_values(root / values_file, root))
     defaults = WorkspaceDefaults(**merged)
     _check_workspace(defaults, source)
     return defaults
@@ -291,6 +293,17 @@ def _where(env: Mapping[str, str], name: str, key: str) -> str:
 _VALIDATE_MODES = ("auto", "always", "never")
 
 
+def _configured_by(  # noqa: PLR0913 - one variable, one key, their default and file
+    env: Mapping[str, str], var: str, table: Mapping[str, Any], key: str, *, default: str, source: Path
+) -> str:
+    """Which setting chose a tool: the variable, the bundle.toml key, or '' for the default."""
+    if env.get(var):
+        return var
+    if table.get(key, default) != default:
+        return f"[{'terraform' if var == 'CODERBUNDLE_TERRAFORM' else 'coder'}] {key} in {source}"
+    return ""
+
+
 def _terraform_settings(
     root: Path, table: Mapping[str, Any], env: Mapping[str, str], source: Path
 ) -> TerraformSettings:
@@ -308,7 +321,11 @@ def _terraform_settings(
         msg = f"CODERBUNDLE_TERRAFORM_VALIDATE={mode!r}: use one of {', '.join(_VALIDATE_MODES)}"
         raise SettingsError(msg)
     binary = str(env.get("CODERBUNDLE_TERRAFORM", table.get("binary", "terraform")))
+    binary_from = _configured_by(
+        env, "CODERBUNDLE_TERRAFORM", table, "binary", default="terraform", source=source
+    )
     return TerraformSettings(
+        binary_from=binary_from,
         binary=str((root / binary).resolve()) if "/" in binary and not Path(binary).is_absolute() else binary,
         provider_mirror=path_value("provider_mirror", "CODERBUNDLE_PROVIDER_MIRROR"),
         module_mirror=path_value("module_mirror", "CODERBUNDLE_MODULE_MIRROR"),
@@ -340,6 +357,9 @@ def load_settings(root: Path, env: Mapping[str, str]) -> Settings:
         coder_session_token=_token(env),
         coder_organization=env.get("CODER_ORGANIZATION", coder.get("organization", "")),
         coder_executable=env.get("CODERBUNDLE_CODER", coder.get("executable", "coder")),
+        coder_executable_from=_configured_by(
+            env, "CODERBUNDLE_CODER", coder, "executable", default="coder", source=source
+        ),
         publish_concurrency=concurrency,
         extra_ca_cert=env.get("CODERBUNDLE_EXTRA_CA_CERT", images.get("extra_ca_cert", "")),
         upstream_image=env.get("CODERBUNDLE_UPSTREAM_IMAGE", images.get("upstream_image", "")),
@@ -405,14 +425,11 @@ def _subdomain_apps(root: Path, table: Mapping[str, Any], env: Mapping[str, str]
             raise SettingsError(msg)
         return value
     values_file = table.get("values_file", "")
-    return bool(values_file) and bool(_chart_wildcard_url(root / values_file))
+    return bool(values_file) and bool(_chart_wildcard_url(root / values_file, root))
 
 
-def _chart_wildcard_url(path: Path) -> str:
+def _chart_wildcard_url(path: Path, root: Path) -> str:
     """``coder.config.wildcardAccessUrl`` of a chart values file ('' when unset)."""
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        return ""  # _chart_workspace_values has already reported an unreadable file
-    config = (values.get("coder") or {}).get("config") or {} if isinstance(values, dict) else {}
+    coder = _read_chart_values(path, root).get("coder") or {}
+    config = coder.get("config") or {} if isinstance(coder, dict) else {}
     return str(config.get("wildcardAccessUrl") or "") if isinstance(config, dict) else ""

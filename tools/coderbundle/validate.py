@@ -14,12 +14,13 @@ import os
 import re
 import shutil
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coderbundle import __version__, sourcemap, terraform
+from coderbundle.configured import find_tool
 from coderbundle.console import err_console
 from coderbundle.errors import CommandFailed
 from coderbundle.findings import Problem
@@ -48,6 +49,15 @@ class TemplateResult:
     cached: bool = False
     # What terraform validate ran with (kept in the cache, so a cached report says it too).
     toolchain: str = ""
+    # The checks that ran: always parse, rules, schemas; terraform fmt and validate where they could.
+    checks: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        """The word for a clean template: valid only where terraform validate ran."""
+        if self.problems:
+            return f"{len(self.problems)} problem(s)"
+        return "valid" if self.terraform_validate == "passed" else "checked without terraform"
 
 
 @dataclass
@@ -63,16 +73,46 @@ class Report:
         """True when nothing was found."""
         return not any(r.problems for r in self.results)
 
+    def summary(self) -> str:
+        """The last line: what was found, and what ran, with which terraform."""
+        total = sum(len(r.problems) for r in self.results)
+        if total:
+            return f"{total} problem(s) in {len(self.results)} template(s)"
+        unchecked = [r for r in self.results if r.verdict != "valid"]
+        if not unchecked:
+            return f"all {len(self.results)} template(s) valid (terraform validate ran)"
+        reasons = sorted({r.terraform_validate for r in unchecked})
+        valid = len(self.results) - len(unchecked)
+        head = f"{valid} template(s) valid, " if valid else ""
+        return (
+            f"{head}{len(unchecked)} template(s) checked without terraform: no problems found by "
+            f"{', '.join(unchecked[0].checks)}; terraform validate {'; '.join(reasons)}"
+        )
+
+    def checks_json(self) -> dict[str, Any]:
+        """What ran and with which toolchain, per template (also in the publish summary and plan)."""
+        return {
+            "toolchain": self.toolchain,
+            "summary": self.summary(),
+            "templates": {
+                r.name: {"verdict": r.verdict, "checks": r.checks, "terraform_validate": r.terraform_validate}
+                for r in self.results
+            },
+        }
+
     def to_json(self) -> dict[str, Any]:
         """A stable, machine-readable form for CI (``--format json``)."""
         return {
             "ok": self.ok,
+            "summary": self.summary(),
             "toolchain": self.toolchain,
             "templates": [
                 {
                     "name": r.name,
                     "path": r.path,
                     "terraform_validate": r.terraform_validate,
+                    "verdict": r.verdict,
+                    "checks": r.checks,
                     "cached": r.cached,
                     "problems": [asdict(p) for p in sorted(r.problems)],
                 }
@@ -190,7 +230,12 @@ def validate_templates(
     *,
     use_cache: bool = True,
 ) -> Report:
-    """Check every rendered template and return the report (nothing is raised)."""
+    """Check every rendered template and return the report.
+
+    Raises ``EnvError`` only when a configured terraform cannot run (a wrong setting is no skip).
+    """
+    if settings.terraform.binary_from:
+        find_tool(settings.terraform.binary, configured_by=settings.terraform.binary_from, install_hint="")
     fingerprint = _code_fingerprint()
     versions = load_versions(settings.templates_dir)
     results: list[TemplateResult] = []
@@ -211,11 +256,31 @@ def validate_templates(
     for (_, result, _), problems in zip(todo, checked, strict=True):
         result.problems = problems
     toolchain = _run_terraform([(r, res) for r, res, _ in todo], settings, fmt)
-    for _, result, _ in todo:
+    for r, result, _ in todo:
         result.toolchain = toolchain
+        result.checks = _checks_run(result, ran_fmt=binary is not None)
+        result.problems = [_with_source(r, p) for p in result.problems]
     for _, result, cache in todo:
         _store(cache, result)
     return Report(results, toolchain or next((r.toolchain for r in results if r.toolchain), ""))
+
+
+def _with_source(r: RenderedTemplate, problem: Problem) -> Problem:
+    """Every finding on a rendered file names the template source line too (CB003 already does)."""
+    if problem.rule == "CB003" or " (from " in problem.message:
+        return problem
+    annotated = sourcemap.annotate(r, problem.file, problem.line, problem.message)
+    # A plain .tf source is the rendered file itself: only a .j2 source line adds anything.
+    return replace(problem, message=annotated) if _FROM_J2.search(annotated) else problem
+
+
+def _checks_run(result: TemplateResult, *, ran_fmt: bool) -> list[str]:
+    ran = ["parse", "rules", "schemas"]
+    if ran_fmt:
+        ran.append("terraform fmt")
+    if result.terraform_validate in ("passed", "failed"):
+        ran.append("terraform validate")
+    return ran
 
 
 def _run_terraform(
@@ -276,6 +341,7 @@ def _validate_all(batch: list[tuple[RenderedTemplate, TemplateResult]], settings
         return tc.summary
 
 
+_FROM_J2 = re.compile(r" \(from \S+\.j2:\d+\)$")
 _TF_ERROR = re.compile(r"^\s*Error: (.+)$")
 _TF_WHERE = re.compile(r"^\s*on (.+?) line (\d+)")
 
@@ -310,16 +376,12 @@ def print_report(report: Report, *, fmt: str = "text") -> None:
         for problem in sorted(result.problems):
             err_console.print(str(problem), markup=False)
     for result in report.results:
-        state = "ok" if not result.problems else f"{len(result.problems)} problem(s)"
         cached = " (cached)" if result.cached else ""
         err_console.print(
-            f"{result.name}: {state}{cached}; terraform validate {result.terraform_validate}",
+            f"{result.name}: {result.verdict}{cached}; terraform validate {result.terraform_validate}",
             markup=False,
         )
     if report.toolchain:
         err_console.print(f"terraform: {report.toolchain}", markup=False)
-    total = sum(len(r.problems) for r in report.results)
-    if total:
-        err_console.print(f"[bold red]{total} problem(s)[/] in {len(report.results)} template(s)")
-    else:
-        err_console.print(f"[green]all {len(report.results)} template(s) valid[/]")
+    style = "bold red" if not report.ok else "green" if report.summary().startswith("all ") else "yellow"
+    err_console.print(report.summary(), style=style, markup=False)

@@ -323,22 +323,50 @@ def _write_role(client: Any, target: VaultTarget) -> None:
     )
 
 
+def _check_is_vault(address: str) -> None:
+    """Raise unless ``address`` answers like Vault (``/v1/sys/health``, no token needed)."""
+    import requests  # noqa: PLC0415
+
+    try:
+        resp = requests.get(f"{address.rstrip('/')}/v1/sys/health", timeout=15)
+    except requests.RequestException as exc:
+        msg = f"vault-setup: cannot reach Vault at {address} ({type(exc).__name__}); check VAULT_ADDR"
+        raise DeployEnvironmentError(msg) from None
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or "initialized" not in body:
+        msg = (
+            f"vault-setup: {address} is not a Vault server (GET /v1/sys/health answered HTTP "
+            f"{resp.status_code} without Vault's health document); set VAULT_ADDR to Vault's address"
+        )
+        raise DeployEnvironmentError(msg)
+
+
 def _client(address: str, token: str) -> Any:
     import hvac  # noqa: PLC0415
+    import hvac.exceptions  # noqa: PLC0415
     import requests  # noqa: PLC0415
 
     if not token:
         msg = "vault-setup: no Vault token; export VAULT_TOKEN (a token that may write policies)"
         raise DeployEnvironmentError(msg)
+    _check_is_vault(address)
     client = hvac.Client(url=address, token=token, timeout=15)
     try:
-        authenticated = client.is_authenticated()
+        client.lookup_token()
     except requests.RequestException as exc:
         msg = f"vault-setup: cannot reach Vault at {address} ({type(exc).__name__}); check VAULT_ADDR"
         raise DeployEnvironmentError(msg) from None
-    if not authenticated:
-        msg = f"vault-setup: Vault at {address} rejected the token; check VAULT_TOKEN"
-        raise DeployEnvironmentError(msg)
+    except (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized) as exc:
+        code = 401 if isinstance(exc, hvac.exceptions.Unauthorized) else 403
+        msg = f"vault-setup: Vault at {address} rejected the token (HTTP {code}); check VAULT_TOKEN"
+        raise DeployEnvironmentError(msg) from None
+    except hvac.exceptions.VaultError as exc:
+        what = type(exc).__name__
+        msg = f"vault-setup: Vault at {address} refused the token lookup ({what}); check VAULT_TOKEN"
+        raise DeployEnvironmentError(msg) from None
     return client
 
 
