@@ -260,6 +260,30 @@ def _add_mirror(sub: Any) -> None:
     p.set_defaults(func=_cmd_mirror)
 
 
+def _add_publish(sub: Any) -> None:
+    p = sub.add_parser("publish", help="render, validate, push changed templates to Coder")
+    p.add_argument("names", nargs="*", metavar="NAME", help="templates (default: all)")
+    p.add_argument("--dry-run", action="store_true", help="compare with Coder; push nothing")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument(
+        "--no-images",
+        dest="images",
+        action="store_false",
+        help="do not build and push images first (use build/images.json as it is)",
+    )
+    p.add_argument(
+        "--accept-breaking",
+        action="store_true",
+        help="activate new versions the upgrade-safety gate blocks (docs/publishing.md)",
+    )
+    p.add_argument(
+        "--allow-default-image",
+        action="store_true",
+        help="publish templates whose image was not built here with their default image",
+    )
+    p.set_defaults(func=_cmd_publish)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coderbundle",
@@ -301,27 +325,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_mirror(sub)
 
-    p = sub.add_parser("publish", help="render, validate, push changed templates to Coder")
-    p.add_argument("names", nargs="*", metavar="NAME", help="templates (default: all)")
-    p.add_argument("--dry-run", action="store_true", help="compare with Coder; push nothing")
-    p.add_argument("--format", choices=("text", "json"), default="text")
-    p.add_argument(
-        "--no-images",
-        dest="images",
-        action="store_false",
-        help="do not build and push images first (use build/images.json as it is)",
-    )
-    p.add_argument(
-        "--accept-breaking",
-        action="store_true",
-        help="activate new versions the upgrade-safety gate blocks (docs/publishing.md)",
-    )
-    p.add_argument(
-        "--allow-default-image",
-        action="store_true",
-        help="publish templates whose image was not built here with their default image",
-    )
-    p.set_defaults(func=_cmd_publish)
+    _add_publish(sub)
 
     p = sub.add_parser("deploy", help="deploy the Coder server chart (helm upgrade --install)")
     p.add_argument("-f", "--values", type=Path, action="append", default=[], metavar="FILE")
