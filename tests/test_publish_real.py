@@ -8,6 +8,7 @@ session, so every test publishes templates under names of its own.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from coderbundle import publish as publish_module
 from coderbundle.__main__ import main
 from coderbundle.hcl import literal, parse_file
-from standin.bundle import API_KEY_ENV, make_bundle
+from standin.bundle import API_KEY_ENV, make_bundle, write_template
 from standin.fault_proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,12 +30,31 @@ DIGEST = "sha256:" + "cd" * 32
 pytestmark = pytest.mark.slow
 
 
+_USERS = itertools.count(1)
+
+
+class _AsUser:
+    """The deployment, with ``admin`` being the template admin of one test."""
+
+    def __init__(self, deployment, user) -> None:
+        self._deployment = deployment
+        self.admin = user
+
+    def __getattr__(self, name: str):
+        return getattr(self._deployment, name)
+
+
 @pytest.fixture
 def coder(coder_deployment, monkeypatch, tmp_path):
-    """The environment pointing publish at the real deployment as its template admin."""
-    d = coder_deployment
+    """The environment pointing publish at the real deployment as a template admin of the test's own.
+
+    coderd limits uploads per user (12 a minute): a user per test keeps one test's
+    publishes from spending the next one's budget.
+    """
+    user = coder_deployment.create_user(f"publisher-{next(_USERS)}", roles=("template-admin",))
+    d = _AsUser(coder_deployment, user)
     monkeypatch.setenv("CODER_URL", d.url)
-    monkeypatch.setenv("CODER_SESSION_TOKEN", d.admin.token)
+    monkeypatch.setenv("CODER_SESSION_TOKEN", user.token)
     monkeypatch.setenv("CODERBUNDLE_CODER", str(d.binary))
     monkeypatch.setenv("CODER_CONFIG_DIR", str(tmp_path / "coder-config"))
     monkeypatch.setenv("CODERBUNDLE_TERRAFORM_VALIDATE", "never")  # validation has its own tests
@@ -318,6 +339,28 @@ def test_transient_faults_of_a_proxy_are_retried_and_4xx_are_not(coder, tmp_path
         assert code == 1
         assert statuses(summary) == {"flaky-a": "failed", "flaky-b": "unchanged"}
         assert bad.hits == 1  # a 4xx is the request's fault: not retried
+
+
+def test_a_rate_limited_upload_is_sent_again_after_the_wait_the_server_names(
+    coder, tmp_path, capsys, monkeypatch
+):
+    """coderd answers 429 past 12 uploads a minute per user; publish waits and goes on."""
+    monkeypatch.setattr(publish_module, "_RATE_WAIT", 0.5)  # the CLI's wait; the API's comes from Retry-After
+    root = small_bundle(tmp_path, "limited-a")
+    assert publish(root, capsys)[0] == 0
+    write_template(root, "limited-a", marker="-v2")
+    with FaultProxy(coder.url) as proxy:
+        monkeypatch.setenv("CODER_URL", proxy.url)
+        api_upload = proxy.add(r"^POST /api/v2/files", 429, times=1)
+        code, summary, _ = publish(root, capsys, "--dry-run")  # the gate's own upload
+        assert code == 0, summary
+        assert statuses(summary) == {"limited-a": "would-push"}
+        assert api_upload.hits == 1
+        cli_upload = proxy.add(r"^POST /api/v2/files", 429, times=1)
+        code, summary, _ = publish(root, capsys)
+        assert code == 0, summary
+        assert "retried 1x (Status code 429)" in summary["templates"][0]["detail"]
+        assert cli_upload.hits == 1
 
 
 def test_parallel_first_publishes_survive_the_servers_module_archive_race(

@@ -83,6 +83,8 @@ def _handler(state: _State) -> type[BaseHTTPRequestHandler]:  # noqa: C901 - one
                 # What an ingress answers by itself: an HTML page, not Coder's JSON.
                 payload = f"<html><head><title>{fault} {reason}</title></head></html>\n".encode()
                 self.send_response(fault)
+                if fault == http.HTTPStatus.TOO_MANY_REQUESTS:  # as coderd's per-user limits say it
+                    self.send_header("Retry-After", "1")
                 self.send_header("Content-Type", "text/html")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()

@@ -23,6 +23,10 @@ _SERVER_ERROR = 500
 _NOT_FOUND = 404
 _NOT_MODIFIED = 304
 _AUTH_FAILED = (401, 403)
+_RATE_LIMITED = 429
+# coderd limits some endpoints per user (uploads: 12 a minute, FilesRateLimit) and says
+# when to come back in Retry-After; a wait longer than this is not waited for.
+_MAX_RATE_WAIT = 65.0
 # The template fields PATCH /templates/{id} replaces: the server resets any
 # field the body leaves out (coderd patchTemplateMeta), so a change is always
 # sent on top of the current values, as `coder templates edit` does.
@@ -101,10 +105,11 @@ class CoderAPI:
     def request(
         self, method: str, path: str, body: object = None, *, raw: bytes | None = None
     ) -> requests.Response:
-        """Send one request, retrying connection errors and 5xx; raise on 401/403."""
+        """Send one request, retrying connection errors, 5xx and 429 (after Retry-After); raise on 401/403."""
         for attempt in range(1, self._tries + 1):
             try:
                 resp = self._send(method, path, body, raw)
+                resp = self._wait_out_rate_limit(resp, method, path, body, raw)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt == self._tries:
                     msg = f"{method} {self.url}{path}: cannot reach Coder ({type(exc).__name__})"
@@ -116,6 +121,23 @@ class CoderAPI:
             time.sleep(self._backoff * 2 ** (attempt - 1))
         msg = "unreachable"  # pragma: no cover - the loop always returns or raises
         raise AssertionError(msg)
+
+    def _wait_out_rate_limit(
+        self, resp: requests.Response, method: str, path: str, body: object, raw: bytes | None
+    ) -> requests.Response:
+        """Wait as long as a 429 says (Retry-After) and send again, a few times."""
+        for _ in range(3):
+            if resp.status_code != _RATE_LIMITED:
+                break
+            try:
+                wait = float(resp.headers.get("Retry-After", "5"))
+            except ValueError:
+                wait = 5.0
+            if wait > _MAX_RATE_WAIT:
+                break
+            time.sleep(max(wait, 0.1))
+            resp = self._send(method, path, body, raw)
+        return resp
 
     def _check(self, method: str, path: str, resp: requests.Response) -> requests.Response:
         code = resp.status_code

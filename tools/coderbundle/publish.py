@@ -82,10 +82,12 @@ LICENSED_FIELDS = (
 # files_hash_created_by_key race between parallel pushes).  Retried with backoff.
 _TRANSIENT = re.compile(
     r"files_hash_created_by_key|connection reset|connection refused|\bEOF\b|broken pipe"
-    r"|Status code 50[234]\b|Bad Gateway|Service Unavailable|Gateway Timeout|i/o timeout",
+    r"|Status code 50[234]\b|Bad Gateway|Service Unavailable|Gateway Timeout|i/o timeout"
+    r"|Status code 429\b",
     re.IGNORECASE,
 )
 _PUSH_TRIES = 4
+_RATE_WAIT = 20.0
 _IMPORT_POLL = 0.5
 _IMPORT_TIMEOUT = 1800.0
 
@@ -161,7 +163,8 @@ def _push(run: _Run, plan: Plan, template: Mapping[str, Any] | None) -> tuple[st
             if attempt == _PUSH_TRIES or not found:
                 raise
             retried.append(found.group(0))
-            time.sleep(0.5 * 2 ** (attempt - 1))
+            # A 429 is coderd's per-user limit (uploads: 12 a minute): wait for the window.
+            time.sleep(_RATE_WAIT * attempt if "429" in found.group(0) else 0.5 * 2 ** (attempt - 1))
         else:
             return version, _retried(retried)
     msg = "unreachable"  # pragma: no cover - the loop returns or raises
