@@ -57,7 +57,7 @@ GITLAB_AUTH = {
     "CODER_EXTERNAL_AUTH_0_ID": "gitlab",
     "CODER_EXTERNAL_AUTH_0_TYPE": "gitlab",
     "CODER_EXTERNAL_AUTH_0_CLIENT_ID": "coderbundle-test",
-    "CODER_EXTERNAL_AUTH_0_CLIENT_SECRET": "coderbundle-test-not-a-secret",
+    "CODER_EXTERNAL_AUTH_0_CLIENT_SECRET": "not-a-secret",  # never sent: no GitLab here
 }
 
 
