@@ -171,6 +171,8 @@ class CoderDeployment:
         self.workdir = Path(tempfile.mkdtemp(prefix="deployment-", dir=RUN_ROOT))
         self.workdir.chmod(0o755)
         self.pgdata = self.workdir / "pgdata"
+        # Workspaces of tests/fixtures/rollout/local-agent: one agent process per workspace.
+        self.agents_dir = self.workdir / "agents"
         self.pg_port = free_port()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -372,8 +374,15 @@ class CoderDeployment:
         self.started_in = time.monotonic() - began
         return self
 
+    def _stop_agents(self) -> None:
+        """Stop the agent processes local-agent workspaces left running."""
+        for pid_file in self.agents_dir.glob("*/agent.pid"):
+            with contextlib.suppress(ValueError, OSError):
+                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+
     def stop(self) -> None:
         """Stop the server and the database and remove the throw-away folder."""
+        self._stop_agents()
         self._stop_server()
         self._stop_pg()
         if self._registry is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ _NOT_FOUND = 404
 _NOT_MODIFIED = 304
 _AUTH_FAILED = (401, 403)
 _RATE_LIMITED = 429
+_PAGE = 100
 # coderd limits some endpoints per user (uploads: 12 a minute, FilesRateLimit) and says
 # when to come back in Retry-After; a wait longer than this is not waited for.
 _MAX_RATE_WAIT = 65.0
@@ -103,9 +105,18 @@ class CoderAPI:
         return self._session().request(method, url, json=body, timeout=self._timeout)
 
     def request(
-        self, method: str, path: str, body: object = None, *, raw: bytes | None = None
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        *,
+        raw: bytes | None = None,
+        allow: tuple[int, ...] = (),
     ) -> requests.Response:
-        """Send one request, retrying connection errors, 5xx and 429 (after Retry-After); raise on 401/403."""
+        """Send one request, retrying connection errors, 5xx and 429 (after Retry-After); raise on 401/403.
+
+        Answers with a status in ``allow`` (and 404) are returned for the caller to read.
+        """
         for attempt in range(1, self._tries + 1):
             try:
                 resp = self._send(method, path, body, raw)
@@ -117,7 +128,7 @@ class CoderAPI:
                     raise PublishError(msg) from None
             else:
                 if resp.status_code < _SERVER_ERROR or attempt == self._tries:
-                    return self._check(method, path, resp)
+                    return self._check(method, path, resp, allow)
             time.sleep(self._backoff * 2 ** (attempt - 1))
         msg = "unreachable"  # pragma: no cover - the loop always returns or raises
         raise AssertionError(msg)
@@ -139,8 +150,12 @@ class CoderAPI:
             resp = self._send(method, path, body, raw)
         return resp
 
-    def _check(self, method: str, path: str, resp: requests.Response) -> requests.Response:
+    def _check(
+        self, method: str, path: str, resp: requests.Response, allow: tuple[int, ...] = ()
+    ) -> requests.Response:
         code = resp.status_code
+        if code in allow:
+            return resp
         if code in _AUTH_FAILED:
             what = "rejected the session token" if code == _AUTH_FAILED[0] else "denied access"
             msg = (
@@ -249,6 +264,99 @@ class CoderAPI:
         """The parameters the server extracted from a version (``/rich-parameters``)."""
         path = f"/templateversions/{version_id}/rich-parameters"
         found: list[dict[str, Any]] = self._json("GET", path) or []
+        return found
+
+    # -- versions and workspaces (rollouts) -------------------------------------------
+    def versions(self, template_id: str) -> list[dict[str, Any]]:
+        """Every unarchived version of a template, oldest first (all pages)."""
+        found: list[dict[str, Any]] = []
+        after = ""
+        while True:
+            query = f"?limit={_PAGE}" + (f"&after_id={after}" if after else "")
+            page: list[dict[str, Any]] = self._json("GET", f"/templates/{template_id}/versions{query}") or []
+            found += page
+            if len(page) < _PAGE:
+                return found
+            after = page[-1]["id"]
+
+    def set_version_message(self, version_id: str, message: str) -> None:
+        """Replace a version's message (``PATCH /templateversions/{id}``)."""
+        self._json("PATCH", f"/templateversions/{version_id}", {"message": message})
+
+    def archive_version(self, version_id: str) -> str:
+        """Archive one version; "" when archived, else the server's reason (active, in use)."""
+        resp = self.request("POST", f"/templateversions/{version_id}/archive", None, allow=(400,))
+        return "" if resp.status_code < 400 else _error_text(resp)
+
+    def workspaces(self, query: str) -> list[dict[str, Any]]:
+        """Workspaces matching a search query (``template:T owner:U outdated:true``), all pages."""
+        found: list[dict[str, Any]] = []
+        while True:
+            params = urllib.parse.urlencode({"q": query, "limit": _PAGE, "offset": len(found)})
+            page = self._json("GET", f"/workspaces?{params}") or {}
+            batch: list[dict[str, Any]] = page.get("workspaces") or []
+            found += batch
+            if len(batch) < _PAGE or len(found) >= int(page.get("count") or 0):
+                return found
+
+    def workspace(self, workspace_id: str) -> dict[str, Any]:
+        """``GET /workspaces/{id}``: the workspace with its latest build, resources and agents."""
+        found: dict[str, Any] = self._json("GET", f"/workspaces/{workspace_id}")
+        return found
+
+    def create_workspace(
+        self, org_id: str, owner: str, name: str, version_id: str, parameters: dict[str, str]
+    ) -> dict[str, Any]:
+        """A workspace of ``owner`` (``me``: the token's user) built from a given template version."""
+        body = {
+            "name": name,
+            "template_version_id": version_id,
+            "rich_parameter_values": [{"name": k, "value": v} for k, v in sorted(parameters.items())],
+        }
+        found: dict[str, Any] = self._json(
+            "POST", f"/organizations/{org_id}/members/{owner}/workspaces", body
+        )
+        return found
+
+    def start_build(
+        self,
+        workspace_id: str,
+        transition: str,
+        version_id: str = "",
+        parameters: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """A new build (``start``, ``stop``, ``delete``), on ``version_id`` when given."""
+        body: dict[str, Any] = {"transition": transition}
+        if version_id:
+            body["template_version_id"] = version_id
+        if parameters:
+            body["rich_parameter_values"] = [{"name": k, "value": v} for k, v in sorted(parameters.items())]
+        found: dict[str, Any] = self._json("POST", f"/workspaces/{workspace_id}/builds", body)
+        return found
+
+    def build(self, build_id: str) -> dict[str, Any]:
+        """``GET /workspacebuilds/{id}``."""
+        found: dict[str, Any] = self._json("GET", f"/workspacebuilds/{build_id}")
+        return found
+
+    def build_parameters(self, build_id: str) -> list[dict[str, Any]]:
+        """The parameter values a build ran with (``[{name, value}]``)."""
+        found: list[dict[str, Any]] = self._json("GET", f"/workspacebuilds/{build_id}/parameters") or []
+        return found
+
+    def build_state(self, build_id: str) -> bytes:
+        """The Terraform state a build left (``GET /workspacebuilds/{id}/state``); b"" when none."""
+        resp = self.request("GET", f"/workspacebuilds/{build_id}/state")
+        return b"" if resp.status_code == _NOT_FOUND else resp.content
+
+    def build_logs(self, build_id: str) -> list[dict[str, Any]]:
+        """The provisioner's log lines of a finished build."""
+        found: list[dict[str, Any]] = self._json("GET", f"/workspacebuilds/{build_id}/logs") or []
+        return found
+
+    def version_variables(self, version_id: str) -> list[dict[str, Any]]:
+        """A version's template variables with the values the server stores (sensitive ones blank)."""
+        found: list[dict[str, Any]] = self._json("GET", f"/templateversions/{version_id}/variables") or []
         return found
 
     def update_template(self, current: dict[str, Any], changes: dict[str, Any]) -> None:
