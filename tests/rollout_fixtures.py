@@ -33,7 +33,7 @@ image = "base"
 """
 
 
-def local_agent_tf(  # noqa: PLR0913 - the knobs of one fixture template
+def local_agent_tf(
     deployment: CoderDeployment,
     *,
     startup_script: str = "echo ready",
@@ -63,8 +63,8 @@ def providers_tf() -> str:
     lines = ["terraform {", "  required_providers {"]
     for name in ("coder", "kubernetes"):
         pin = versions[name]
-        lines += [f"    {name} = {{", f'      source  = "{pin["source"]}"', f'      version = "{pin["version"]}"']
-        lines += ["    }"]
+        lines += [f"    {name} = {{", f'      source  = "{pin["source"]}"']
+        lines += [f'      version = "{pin["version"]}"', "    }"]
     return "\n".join([*lines, "  }", "}", ""])
 
 
