@@ -43,15 +43,11 @@ def local_agent_tf(
 ) -> str:
     """The template's ``main.tf`` with its variables' defaults set for this deployment."""
     text = LOCAL_AGENT.read_text(encoding="utf-8")
-    defaults = {
-        "coder_binary": str(deployment.binary),
-        "run_dir": str(deployment.agents_dir),
-        "startup_script": startup_script,
-        "start_agent": start_agent,
-    }
-    for name, value in defaults.items():
+    for name, value in (("coder_binary", str(deployment.binary)), ("run_dir", str(deployment.agents_dir))):
         head = f'variable "{name}" {{\n'
         text = text.replace(head, f"{head}  default     = {json.dumps(value)}\n", 1)
+    text = text.replace('startup_script = "echo ready"', f"startup_script = {json.dumps(startup_script)}", 1)
+    text = text.replace("start_agent    = true", f"start_agent    = {json.dumps(start_agent)}", 1)
     if volume_parameter != "volume_name":
         text = text.replace('name        = "volume_name"', f'name        = "{volume_parameter}"')
     return text + (f"\n# {marker}\n" if marker else "")

@@ -8,6 +8,7 @@ errors, 3 an unexpected bug (a short line; the traceback with -v), 130 interrupt
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -125,6 +126,7 @@ def _cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
     from coderbundle.pipeline import publish_all  # noqa: PLC0415
     from coderbundle.publish import print_result  # noqa: PLC0415
 
+    settings = _rollout_overrides(args, settings)
     try:
         result = publish_all(
             settings,
@@ -135,6 +137,7 @@ def _cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
             build_images=args.images,
             accept_breaking=args.accept_breaking,
             allow_default_image=args.allow_default_image,
+            archive_older_than=args.archive_older_than,
         )
     except ValidationFailed as exc:
         if args.format != "json" or exc.report is None:
@@ -147,6 +150,18 @@ def _cmd_publish(args: argparse.Namespace, settings: Settings) -> int:
         return exc.exit_code
     print_result(result, fmt=args.format)
     return 0 if result.ok else 1
+
+
+def _rollout_overrides(args: argparse.Namespace, settings: Settings) -> Settings:
+    """``--canary`` and ``--canary-timeout`` over ``[rollout]`` (and its environment variables)."""
+    from coderbundle.settings import canary_timeout, parse_canary  # noqa: PLC0415 - publish only
+
+    changes: dict[str, Any] = {}
+    if args.canary is not None:
+        changes["canary"] = parse_canary(args.canary, "--canary", UsageError)
+    if args.canary_timeout is not None:
+        changes["canary_timeout_s"] = canary_timeout(args.canary_timeout, "--canary-timeout", UsageError)
+    return dataclasses.replace(settings, **changes) if changes else settings
 
 
 def _cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
@@ -281,7 +296,81 @@ def _add_publish(sub: Any) -> None:
         action="store_true",
         help="publish templates whose image was not built here with their default image",
     )
+    p.add_argument(
+        "--canary",
+        metavar="USER[,USER...]",
+        help="prove a new version on these users' workspaces (or a fresh test workspace each) "
+        "before promoting it; 'me' is the token's user; '' turns [rollout] canary off",
+    )
+    p.add_argument(
+        "--canary-timeout", metavar="DURATION", help="how long a canary may take to be ready (10m, 90s)"
+    )
+    p.add_argument(
+        "--archive-older-than",
+        type=_days,
+        metavar="DAYS",
+        help="afterwards, archive versions older than DAYS that are not active and no workspace uses",
+    )
     p.set_defaults(func=_cmd_publish)
+
+
+def _add_rollout(sub: Any) -> None:
+    """The rollout verbs (coderbundle.rollout, docs/rollouts.md)."""
+    p = sub.add_parser("rollback", help="make the version that was active before active again (rollout log)")
+    p.add_argument("name", metavar="NAME", help="the template")
+    p.add_argument("--to", default="", metavar="VERSION", help="this version instead of the one before")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=_cmd_rollback)
+    p = sub.add_parser("rollout-log", help="every promotion coderbundle recorded for a template")
+    p.add_argument("name", metavar="NAME", help="the template")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=_cmd_rollout_log)
+    p = sub.add_parser("outdated", help="workspaces not on their template's active version (--update them)")
+    p.add_argument("names", nargs="*", metavar="NAME", help="templates (default: the bundle's)")
+    p.add_argument("--update", action="store_true", help="move each listed workspace to the active version")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=_cmd_outdated)
+    p = sub.add_parser("diff", help="the repository's template against the active version: files, variables")
+    p.add_argument("name", metavar="NAME", help="the template")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--exit-code", action="store_true", help="exit 1 when anything differs (as git diff)")
+    p.set_defaults(func=_cmd_diff)
+
+
+def _cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from coderbundle.rollout.commands import rollback_command  # noqa: PLC0415
+
+    return rollback_command(settings, args.name, to=args.to, fmt=args.format)
+
+
+def _cmd_rollout_log(args: argparse.Namespace, settings: Settings) -> int:
+    from coderbundle.rollout.commands import log_command  # noqa: PLC0415
+
+    return log_command(settings, args.name, fmt=args.format)
+
+
+def _cmd_outdated(args: argparse.Namespace, settings: Settings) -> int:
+    from coderbundle.rollout.commands import outdated_command  # noqa: PLC0415
+
+    return outdated_command(settings, args.names, update=args.update, fmt=args.format)
+
+
+def _cmd_diff(args: argparse.Namespace, settings: Settings) -> int:
+    from coderbundle.rollout.commands import diff_command  # noqa: PLC0415
+
+    return diff_command(settings, args.name, env=os.environ, fmt=args.format, exit_code=args.exit_code)
+
+
+def _days(text: str) -> float:
+    """An argparse type: a number of days, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        msg = f"expected a number of days (0 or more), got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -326,6 +415,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_mirror(sub)
 
     _add_publish(sub)
+    _add_rollout(sub)
 
     p = sub.add_parser("deploy", help="deploy the Coder server chart (helm upgrade --install)")
     p.add_argument("-f", "--values", type=Path, action="append", default=[], metavar="FILE")
@@ -431,7 +521,7 @@ def _run(argv: Sequence[str] | None) -> int:
     return func(args, settings)
 
 
-_WRITES_BUILD = frozenset({"render", "validate", "publish", "images", "changes"})
+_WRITES_BUILD = frozenset({"render", "validate", "publish", "images", "changes", "diff"})
 
 
 _VERBOSE = [False]

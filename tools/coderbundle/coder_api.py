@@ -16,12 +16,13 @@ from typing import Any
 
 import requests
 
-from coderbundle.errors import PublishError
+from coderbundle.errors import EnvError, PublishError
 
-__all__ = ["CoderAPI", "CoderAuthError", "Organization"]
+__all__ = ["CoderAPI", "CoderAuthError", "Organization", "connect"]
 
 _SERVER_ERROR = 500
 _NOT_FOUND = 404
+_GONE = 410
 _NOT_MODIFIED = 304
 _AUTH_FAILED = (401, 403)
 _RATE_LIMITED = 429
@@ -267,6 +268,11 @@ class CoderAPI:
         return found
 
     # -- versions and workspaces (rollouts) -------------------------------------------
+    def me(self) -> dict[str, Any]:
+        """The token's user (``GET /users/me``)."""
+        found: dict[str, Any] = self._json("GET", "/users/me")
+        return found
+
     def versions(self, template_id: str) -> list[dict[str, Any]]:
         """Every unarchived version of a template, oldest first (all pages)."""
         found: list[dict[str, Any]] = []
@@ -299,9 +305,15 @@ class CoderAPI:
             if len(batch) < _PAGE or len(found) >= int(page.get("count") or 0):
                 return found
 
-    def workspace(self, workspace_id: str) -> dict[str, Any]:
-        """``GET /workspaces/{id}``: the workspace with its latest build, resources and agents."""
-        found: dict[str, Any] = self._json("GET", f"/workspaces/{workspace_id}")
+    def workspace(self, workspace_id: str) -> dict[str, Any] | None:
+        """``GET /workspaces/{id}``: the workspace with its latest build, resources and agents.
+
+        ``None`` once it is deleted (410 Gone) or not there.
+        """
+        resp = self.request("GET", f"/workspaces/{workspace_id}", allow=(_GONE,))
+        if resp.status_code in (_GONE, _NOT_FOUND):
+            return None
+        found: dict[str, Any] = resp.json()
         return found
 
     def create_workspace(
@@ -376,3 +388,23 @@ def _error_text(resp: requests.Response) -> str:
         return resp.reason or "no details"
     parts = [str(data.get("message", "")), str(data.get("detail", ""))]
     return "; ".join(p for p in parts if p) or (resp.reason or "no details")
+
+
+def connect(url: str, token: str, organization: str) -> tuple[CoderAPI, Organization]:
+    """A client for ``url`` and the organization resolved; a wrong environment exits 2 (EnvError)."""
+    if not url:
+        msg = "CODER_URL is not set; set it to the Coder deployment's access URL"
+        raise EnvError(msg)
+    if not token:
+        msg = f"CODER_URL is {url} but CODER_SESSION_TOKEN is not set"
+        msg += "; create a token with `coder tokens create`"
+        raise EnvError(msg)
+    api = CoderAPI(url, token)
+    try:
+        return api, api.organization(organization)
+    except CoderAuthError:
+        raise
+    except PublishError as exc:  # no such organization, Coder unreachable, not Coder at that URL
+        if ": HTTP " in str(exc):
+            raise  # the server failed (5xx): a failed step, not the environment
+        raise EnvError(str(exc)) from None

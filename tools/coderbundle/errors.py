@@ -22,6 +22,7 @@ __all__ = [
     "MirrorError",
     "PublishError",
     "RenderError",
+    "RolloutError",
     "SettingsError",
     "ToolError",
     "UsageError",
@@ -54,6 +55,10 @@ class EnvError(ToolError):
     """The environment is wrong: a bad ``CODER_URL``, a missing token, daemon or CA file, a full disk."""
 
     exit_code = EXIT_USAGE
+
+
+class RolloutError(ToolError):
+    """A rollout step refused or failed: an unhealthy canary, nothing recorded to roll back to."""
 
 
 class RenderError(ToolError):

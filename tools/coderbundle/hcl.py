@@ -206,9 +206,7 @@ def _for_parser(text: str) -> str:
     """
     if text.isascii():
         return text
-    return "".join(
-        "a" if not ch.isascii() and unicodedata.category(ch)[0] in "LNM" else ch for ch in text
-    )
+    return "".join("a" if not ch.isascii() and unicodedata.category(ch)[0] in "LNM" else ch for ch in text)
 
 
 def parse_text(text: str, file: str = "") -> Block:
@@ -271,8 +269,18 @@ def parse_file(path: Path) -> Block:
 
 # Top-level block types Terraform loads, with the number of labels each must have.
 _LABELS = {
-    "resource": 2, "data": 2, "variable": 1, "output": 1, "module": 1, "provider": 1,
-    "locals": 0, "terraform": 0, "check": 1, "moved": 0, "removed": 0, "import": 0,
+    "resource": 2,
+    "data": 2,
+    "variable": 1,
+    "output": 1,
+    "module": 1,
+    "provider": 1,
+    "locals": 0,
+    "terraform": 0,
+    "check": 1,
+    "moved": 0,
+    "removed": 0,
+    "import": 0,
 }
 
 

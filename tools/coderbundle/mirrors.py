@@ -269,6 +269,7 @@ def provenance(provider_mirror: Path, address: str) -> Provenance | None:
     """Read the BUILDINFO.json a build left beside a mirrored provider (newest version)."""
     namespace, kind = address.split("/")
     base = provider_mirror / "registry.terraform.io" / namespace / kind
+
     def newest_first(info: Path) -> tuple[int, ...]:
         version = info.relative_to(base).parts[0]
         return tuple(int(p) if p.isdigit() else -1 for p in version.split("."))

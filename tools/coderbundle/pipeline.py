@@ -37,6 +37,7 @@ def publish_all(  # noqa: PLR0913 - keyword-only switches of the main job
     build_images: bool = True,
     accept_breaking: bool = False,
     allow_default_image: bool = False,
+    archive_older_than: float | None = None,
 ) -> PublishResult:
     """Render, validate (all or nothing), build and push images, then publish."""
     rendered = render_all(settings, names)
@@ -61,6 +62,7 @@ def publish_all(  # noqa: PLR0913 - keyword-only switches of the main job
             dry_run=dry_run,
             accept_breaking=accept_breaking,
             allow_default_image=allow_default_image,
+            archive_older_than=archive_older_than,
             on_done=done,
             checks=report.checks_json(),
         )

@@ -34,7 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from coderbundle import process
-from coderbundle.coder_api import CoderAPI, CoderAuthError, Organization
+from coderbundle.coder_api import CoderAPI, CoderAuthError, Organization, connect
 from coderbundle.configured import find_tool
 from coderbundle.console import err_console
 from coderbundle.errors import CommandFailed, EnvError, PublishError
@@ -45,6 +45,8 @@ from coderbundle.publish_plan import (
     read_image_manifest,
     write_artifacts,
 )
+from coderbundle.rollout import archive, log
+from coderbundle.rollout.canary import run_canary
 from coderbundle.upgrade_gate import Finding, check_upgrade, tf_files
 
 if TYPE_CHECKING:
@@ -103,6 +105,8 @@ class Outcome:
     settings_changed: list[str] = field(default_factory=list)
     image: str = ""  # the image its workspaces run
     findings: list[dict[str, Any]] = field(default_factory=list)  # the upgrade gate's
+    canary: list[dict[str, Any]] = field(default_factory=list)  # the canary workspaces and results
+    archived: int = 0  # old versions archived (--archive-older-than)
 
 
 @dataclass
@@ -137,6 +141,15 @@ class _Run:
     ignored: frozenset[str] = frozenset()  # template fields this deployment does not apply
     server_version: str = ""
     stop: threading.Event = field(default_factory=threading.Event)
+    archive_days: float | None = None  # --archive-older-than
+    _username: str = ""
+
+    @property
+    def username(self) -> str:
+        """The publishing token's user (the rollout log's ``by``), asked once."""
+        if not self._username:
+            self._username = str(self.api.me().get("username", ""))
+        return self._username
 
 
 def _settings_diff(current: Mapping[str, Any], wanted: Mapping[str, Any]) -> dict[str, Any]:
@@ -233,6 +246,11 @@ def _publish_one(run: _Run, plan: Plan) -> Outcome:
     if changes and template is not None and not run.dry_run and outcome.status != "blocked":
         run.api.update_template(template, changes)
     outcome.settings_changed = sorted(changes)
+    archiving = run.archive_days is not None and not run.dry_run
+    if archiving and template is not None and outcome.status in ("pushed", "unchanged"):
+        done = _archive(run, plan.name, template)
+        outcome.archived = done.archived
+        outcome.detail = "; ".join(filter(None, (outcome.detail, done.summary())))
     return outcome
 
 
@@ -240,6 +258,11 @@ def _publish_new(run: _Run, plan: Plan) -> Outcome:
     if run.dry_run:
         return Outcome(plan.name, "would-push", plan.version, "new template")
     version, retried = _push(run, plan, None)
+    template = run.api.template(run.org.id, plan.name)
+    first = run.api.template_version(template["active_version_id"]) if template else None
+    if template is not None and first is not None:
+        entry = log.Entry("created", log.now(), run.username, first["id"], version, "", "")
+        log.record(run.api, first, entry)
     return Outcome(plan.name, "pushed", version, "; ".join(filter(None, ("created", retried))))
 
 
@@ -272,12 +295,77 @@ def _publish_version(
         detail += f" (not activated; accept with [upgrade] accept = [{ids}] in templates/{plan.name}/"
         detail += "template.toml, or publish --accept-breaking)"
         return Outcome(plan.name, "blocked", version, detail, findings=findings)
-    status = "would-push" if run.dry_run else "pushed"
-    if not run.dry_run:
-        run.api.promote(template["id"], candidate["id"])
     detail = f"accepted: {', '.join(f.id for f in accepted)}" if accepted else ""
     detail = "; ".join(filter(None, (detail, retried)))
-    return Outcome(plan.name, status, version, detail, findings=findings)
+    if run.dry_run:
+        return Outcome(plan.name, "would-push", version, detail, findings=findings)
+    return _roll_out(
+        run,
+        template,
+        active,
+        candidate,
+        Outcome(plan.name, "pushed", version, detail, findings=findings),
+    )
+
+
+def _archive(run: _Run, name: str, template: Mapping[str, Any]) -> archive.Archived:
+    """``--archive-older-than``: the template's old unused versions (re-read: one was just promoted)."""
+    days = run.archive_days or 0.0
+    return archive.archive_old(run.api, run.api.template(run.org.id, name) or template, days)
+
+
+def _roll_out(
+    run: _Run,
+    template: Mapping[str, Any],
+    active: Mapping[str, Any],
+    candidate: Mapping[str, Any],
+    outcome: Outcome,
+) -> Outcome:
+    """Prove the candidate on the canary workspaces (if any), then record and promote it."""
+    s = run.settings
+    action, proof = ("accept" if outcome.findings else "promote"), ""
+    if s.canary:
+        canary = run_canary(
+            run.api,
+            org_id=run.org.id,
+            template=template,
+            candidate_id=str(candidate["id"]),
+            active_id=str(active["id"]),
+            users=s.canary,
+            timeout=s.canary_timeout_s,
+            stop=run.stop,
+        )
+        outcome.canary = [p.to_json() for p in canary.workspaces]
+        if not canary.ok:
+            outcome.status = "failed"
+            outcome.detail = "; ".join(
+                filter(
+                    None,
+                    (
+                        f"canary failed: {canary.reason}",
+                        f"{outcome.version} not activated, {active['name']} stays active",
+                        canary.summary(),
+                    ),
+                )
+            )
+            return outcome
+        action, proof = "canary", canary.summary()
+    if run.stop.is_set():  # Ctrl-C (or an auth error elsewhere) after the proof: nothing half-done
+        outcome.status = "skipped"
+        outcome.detail = f"interrupted before promotion; {active['name']} stays active"
+        return outcome
+    log.promote(
+        run.api,
+        template,
+        candidate,
+        action=action,
+        by=run.username,
+        previous=active,
+        detail=proof,
+        extra={"canary": list(s.canary)} if s.canary else None,
+    )
+    outcome.detail = "; ".join(filter(None, (outcome.detail, proof)))
+    return outcome
 
 
 def _finding_json(finding: Finding, *, accepted: bool) -> dict[str, Any]:
@@ -304,7 +392,9 @@ def _import_unattached(run: _Run, plan: Plan) -> dict[str, Any]:
 
 def _guarded(run: _Run, plan: Plan) -> Outcome:
     if run.stop.is_set():
-        return Outcome(plan.name, "skipped", plan.version, "stopped after an authentication error")
+        return Outcome(
+            plan.name, "skipped", plan.version, "stopped (interrupted, or an authentication error)"
+        )
     try:
         return _publish_one(run, plan)
     except CoderAuthError:
@@ -352,6 +442,7 @@ def publish_templates(  # noqa: PLR0913 - keyword-only knobs of one step
     dry_run: bool = False,
     accept_breaking: bool = False,
     allow_default_image: bool = False,
+    archive_older_than: float | None = None,
     on_done: Callable[[Outcome], None] | None = None,
     checks: Mapping[str, Any] | None = None,
 ) -> PublishResult:
@@ -364,14 +455,21 @@ def publish_templates(  # noqa: PLR0913 - keyword-only knobs of one step
     if not dry_run and not allow_default_image:
         _refuse_unbuilt_images(plans)
     run.accept_breaking = accept_breaking
+    run.archive_days = archive_older_than
     notes = _ignored_notes(run, plans)
     done: dict[str, Outcome] = {}
     with ThreadPoolExecutor(max_workers=max(1, settings.publish_concurrency)) as pool:
-        for fut in as_completed([pool.submit(_guarded, run, p) for p in plans]):
-            outcome = fut.result()  # re-raises CoderAuthError: the run stops
-            done[outcome.name] = outcome
-            if on_done is not None:
-                on_done(outcome)
+        try:
+            for fut in as_completed([pool.submit(_guarded, run, p) for p in plans]):
+                outcome = fut.result()  # re-raises CoderAuthError: the run stops
+                done[outcome.name] = outcome
+                if on_done is not None:
+                    on_done(outcome)
+        except BaseException:
+            # Ctrl-C or a stopped run: templates not started are skipped, a canary waiting
+            # gives up and restores its workspaces, and nothing is promoted after this.
+            run.stop.set()
+            raise
     mode = "dry-run" if dry_run else "publish"
     outcomes = [done[p.name] for p in plans]
     annotate_plan(plan_file, {o.name: {"status": o.status, "upgrade_findings": o.findings} for o in outcomes})
@@ -426,9 +524,8 @@ def _connect(settings: Settings, sha: str, *, dry_run: bool) -> _Run:
             configured_by=settings.coder_executable_from,
             install_hint="install the coder CLI or set CODERBUNDLE_CODER",
         )
-    api = CoderAPI(settings.coder_url, settings.coder_session_token)
+    api, org = connect(settings.coder_url, settings.coder_session_token, settings.coder_organization)
     try:
-        org = api.organization(settings.coder_organization)
         _check_external_auth(api, settings)
         version = str((api.buildinfo() or {}).get("version", ""))
     except CoderAuthError:
@@ -487,6 +584,8 @@ def result_json(result: PublishResult) -> dict[str, Any]:
                 "detail": o.detail,
                 "settings_changed": o.settings_changed,
                 "upgrade_findings": o.findings,
+                "canary": o.canary,
+                "archived": o.archived,
             }
             for o in result.outcomes
         ],

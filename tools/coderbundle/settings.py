@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from coderbundle import chart_values, files
-from coderbundle.errors import EnvError, SettingsError
+from coderbundle.errors import EnvError, SettingsError, ToolError
 from coderbundle.shape import BUNDLE_SHAPE, check_shape
 
 if TYPE_CHECKING:
@@ -98,6 +98,10 @@ class Settings:
     external_auth: str = "gitlab"
     # [images.pinned]: image name -> a reference published as is when no image was built here.
     pinned_images: dict[str, str] = field(default_factory=dict)
+    # [rollout]: users whose workspaces prove a new version before it is promoted (publish
+    # --canary), and how long a canary build may take to reach agent `ready`.
+    canary: tuple[str, ...] = ()
+    canary_timeout_s: int = 600
 
     @property
     def templates_dir(self) -> Path:
@@ -367,7 +371,52 @@ def load_settings(root: Path, env: Mapping[str, str]) -> Settings:
         download_source=env.get("CODERBUNDLE_DOWNLOAD_SOURCE", images.get("download_source", "")),
         external_auth=_external_auth(env, coder, source),
         pinned_images=_pinned_images(images.get("pinned", {}), source),
+        canary=_canary(env, data.get("rollout", {}), source),
+        canary_timeout_s=_canary_timeout(env, data.get("rollout", {}), source),
     )
+
+
+# A Coder username (codersdk's UsernameValid), or `me` for the token's user.
+_USERNAME = re.compile(r"^[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,30}[a-zA-Z0-9])?$")
+_TIMEOUT = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_canary(value: str | list[str], where: str, error: type[ToolError]) -> tuple[str, ...]:
+    """Canary users from ``alice,bob`` or a TOML list; one error naming ``where`` for a bad name."""
+    names = value.split(",") if isinstance(value, str) else list(value)
+    found = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
+    for name in found:
+        if not _USERNAME.fullmatch(name):
+            msg = f"{where}: {name!r} is not a Coder username; list usernames (or `me`), comma-separated"
+            raise error(msg)
+    return found
+
+
+def _canary(env: Mapping[str, str], table: Mapping[str, Any], source: Path) -> tuple[str, ...]:
+    if "CODERBUNDLE_CANARY" in env:
+        return parse_canary(env["CODERBUNDLE_CANARY"], "CODERBUNDLE_CANARY", EnvError)
+    return parse_canary(table.get("canary", []), f"{source}: rollout.canary", SettingsError)
+
+
+def _canary_timeout(env: Mapping[str, str], table: Mapping[str, Any], source: Path) -> int:
+    """``[rollout] timeout`` (``CODERBUNDLE_CANARY_TIMEOUT``) as seconds."""
+    name = "CODERBUNDLE_CANARY_TIMEOUT"
+    if env.get(name):
+        return canary_timeout(env[name], name, EnvError)
+    return canary_timeout(str(table.get("timeout", "10m")), f"{source}: rollout.timeout", SettingsError)
+
+
+def canary_timeout(raw: str, where: str, error: type[ToolError]) -> int:
+    """A duration (``10m``, ``90s``, ``1h30m``) as seconds; one error naming ``where``."""
+    match = _TIMEOUT.fullmatch(raw.strip())
+    seconds = 0
+    if match and raw.strip():
+        h, m, s = (int(g or 0) for g in match.groups())
+        seconds = h * 3600 + m * 60 + s
+    if seconds <= 0:
+        msg = f"{where} = {raw!r} is not a duration; write e.g. 10m, 90s or 1h"
+        raise error(msg)
+    return seconds
 
 
 # Coder's external auth ids: what CODER_EXTERNAL_AUTH_<n>_ID accepts and Terraform can quote.

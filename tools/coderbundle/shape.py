@@ -90,9 +90,7 @@ BUNDLE_SHAPE = Table(
             }
         ),
         "registry": Table({"host": _STR, "prefix": _STR}),
-        "coder": Table(
-            {"organization": _STR, "executable": _STR, "concurrency": int, "external_auth": _STR}
-        ),
+        "coder": Table({"organization": _STR, "executable": _STR, "concurrency": int, "external_auth": _STR}),
         "images": Table(
             {
                 "extra_ca_cert": _STR,
@@ -102,6 +100,7 @@ BUNDLE_SHAPE = Table(
             }
         ),
         "terraform": Table({"binary": _STR, "provider_mirror": _STR, "module_mirror": _STR}),
+        "rollout": Table({"canary": ListOf(str), "timeout": _STR}),
     }
 )
 

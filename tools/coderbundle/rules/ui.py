@@ -59,9 +59,7 @@ def parameter_name_unique(m: Model) -> Iterator[Problem]:
     for p in _parameters(m):
         name = str(literal(p.get("name")))
         if counts.get(name, 0) > 1:
-            yield m.problem(
-                p, "CB110", f"parameter name {name!r} is used more than once", line_of(p, "name")
-            )
+            yield m.problem(p, "CB110", f"parameter name {name!r} is used more than once", line_of(p, "name"))
 
 
 @rule("CB111")
@@ -70,18 +68,14 @@ def regex_has_error(m: Model) -> Iterator[Problem]:
     for p in _parameters(m):
         for v in p.children("validation"):
             if "regex" in v.attributes and "error" not in v.attributes:
-                yield m.problem(
-                    v, "CB111", 'validation with regex needs an error message; add error = "..."'
-                )
+                yield m.problem(v, "CB111", 'validation with regex needs an error message; add error = "..."')
 
 
 @rule("CB112")
 def ephemeral_is_mutable(m: Model) -> Iterator[Problem]:
     """``ephemeral`` parameters are ``mutable`` and have a ``default``."""
     for p in _parameters(m):
-        if p.get("ephemeral") is True and (
-            p.get("mutable") is not True or "default" not in p.attributes
-        ):
+        if p.get("ephemeral") is True and (p.get("mutable") is not True or "default" not in p.attributes):
             msg = "an ephemeral parameter needs mutable = true and a default"
             yield m.problem(p, "CB112", msg, line_of(p, "ephemeral"))
 

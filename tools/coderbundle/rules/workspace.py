@@ -34,9 +34,7 @@ def required_providers(m: Model) -> Iterator[Problem]:
     for name in REQUIRED_PROVIDERS:
         if name not in found:
             first = next(iter(m.files.values()), None)
-            yield m.problem(
-                first, "CB101", f"provider {name!r} is not in required_providers; add it"
-            )
+            yield m.problem(first, "CB101", f"provider {name!r} is not in required_providers; add it")
             continue
         block, spec = found[name]
         if not isinstance(spec, dict) or not literal(spec.get("version", "")):
@@ -53,9 +51,7 @@ def single_agent(m: Model) -> Iterator[Problem]:
     agents = _agents(m)
     if len(agents) != 1:
         where = agents[1] if len(agents) > 1 else next(iter(m.files.values()), None)
-        yield m.problem(
-            where, "CB102", f"found {len(agents)} coder_agent resources; use exactly one"
-        )
+        yield m.problem(where, "CB102", f"found {len(agents)} coder_agent resources; use exactly one")
 
 
 def _containers(m: Model) -> Iterator[tuple[Block, Block]]:
