@@ -128,7 +128,7 @@ class CoderAPI:
                     msg += f" after {attempt} tries; check CODER_URL and the network"
                     raise PublishError(msg) from None
             else:
-                if resp.status_code < _SERVER_ERROR or attempt == self._tries:
+                if resp.status_code < _SERVER_ERROR or resp.status_code in allow or attempt == self._tries:
                     return self._check(method, path, resp, allow)
             time.sleep(self._backoff * 2 ** (attempt - 1))
         msg = "unreachable"  # pragma: no cover - the loop always returns or raises
@@ -290,9 +290,20 @@ class CoderAPI:
         self._json("PATCH", f"/templateversions/{version_id}", {"message": message})
 
     def archive_version(self, version_id: str) -> str:
-        """Archive one version; "" when archived, else the server's reason (active, in use)."""
-        resp = self.request("POST", f"/templateversions/{version_id}/archive", None, allow=(400,))
-        return "" if resp.status_code < 400 else _error_text(resp)
+        """Archive one version; "" when archived, else the server's reason (active, in use).
+
+        coderd answers a version still in use with HTTP 500 ("Unable to archive specified
+        version, the version is likely in use ..."): that answer is a reason, not a failure.
+        """
+        path = f"/templateversions/{version_id}/archive"
+        resp = self.request("POST", path, None, allow=(400, _SERVER_ERROR))
+        if resp.status_code < 400:
+            return ""
+        reason = _error_text(resp)
+        if resp.status_code == _SERVER_ERROR and "in use" not in reason:
+            msg = f"POST {self.url}/api/v2{path}: HTTP 500: {reason}"
+            raise PublishError(msg)
+        return reason
 
     def workspaces(self, query: str) -> list[dict[str, Any]]:
         """Workspaces matching a search query (``template:T owner:U outdated:true``), all pages."""

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from coderbundle.coder_api import CoderAuthError
 from coderbundle.errors import PublishError
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["Health", "build_and_wait", "health", "is_running"]
 
 _POLL = 0.5
+# What a template admin's token cannot do with other users' workspaces, and who can.
+DENIED = "another user's workspace needs a token of an Owner or organization admin"
 _JOB_BUSY = ("pending", "running", "canceling")
 _AGENT_FAILED = {
     "start_error": "its startup script failed",
@@ -107,6 +110,8 @@ def build_and_wait(  # noqa: PLR0913 - one build's knobs
     """Start a build and wait for it; a build the server refuses is a failed ``Health``."""
     try:
         api.start_build(workspace_id, transition, version_id)
+    except CoderAuthError:
+        return Health("failed", f"this token may not start a {transition} build here ({DENIED})"), {}
     except PublishError as exc:
         return Health("failed", f"the server refused a {transition} build: {exc}"), {}
     return wait(api, workspace_id, timeout, stop)

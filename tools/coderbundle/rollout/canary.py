@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from coderbundle.coder_api import CoderAuthError
 from coderbundle.errors import PublishError
 from coderbundle.rollout import builds
 
@@ -119,6 +120,10 @@ class _Canary:
         name = fresh_name(self.template)
         try:
             ws = self.api.create_workspace(self.org_id, user, name, self.candidate_id, {})
+        except CoderAuthError:
+            self.result.ok = False
+            self.result.reason = f"this token may not create a test workspace for {user} ({builds.DENIED})"
+            return False
         except PublishError as exc:
             self.result.ok = False
             self.result.reason = f"could not create a test workspace for {user}: {exc}"
@@ -142,7 +147,8 @@ class _Canary:
             )
             if health.state != "ok":
                 return self.settle(proved, health, began)
-        health, _ = builds.build_and_wait(
+        had = len(builds.agents(ws)) if builds.is_running(ws) else 0
+        health, after = builds.build_and_wait(
             self.api,
             proved.workspace_id,
             "start",
@@ -150,6 +156,12 @@ class _Canary:
             timeout=self.timeout,
             stop=self.stop,
         )
+        if health.state == "ok" and len(builds.agents(after)) < had:
+            # No agent to wait for is not a healthy workspace: nothing would serve the developer.
+            found = len(builds.agents(after))
+            health = builds.Health(
+                "failed", f"the build has {found} agent(s) where the active version had {had}"
+            )
         return self.settle(proved, health, began)
 
     def settle(self, proved: Proved, health: builds.Health, began: float) -> bool:
