@@ -243,6 +243,7 @@ def bench(session: nox.Session) -> None:
     session.env.update(_tools_env())
     session.run("python", "scripts/bench_validate.py")
     session.run("python", "scripts/bench_publish.py")
+    session.run("python", "scripts/bench_rollout.py")  # push to promotion with one canary workspace
     session.run("python", "scripts/bench_nox.py")  # nox runs with and without the install (item 8)
     if session.env.get("CODERBUNDLE_PROVIDER_MIRROR") or os.environ.get("CODERBUNDLE_PROVIDER_MIRROR"):
         session.run("python", "scripts/bench_terraform.py")
