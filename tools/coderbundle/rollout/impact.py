@@ -30,7 +30,7 @@ import tarfile
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +64,8 @@ WORKERS = 2
 _IMPORT_POLL = 0.5
 _IMPORT_TIMEOUT = 900.0
 _INIT_TIMEOUT = 300
+# Parameter findings that stop a build before terraform runs: nothing to plan then.
+_BUILD_FAILS = ("parameter-invalid:", "parameter-missing:", "parameters-error")
 DYNAMIC = "dynamic-parameters"
 RICH = "rich-parameters"
 
@@ -91,6 +93,7 @@ class WorkspaceImpact:
     findings: list[Finding] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     error: str = ""
+    not_planned: str = ""  # why its state was not planned (the update would not get that far)
 
     @property
     def status(self) -> str:
@@ -153,6 +156,30 @@ def _template_settings(settings: Settings, name: str) -> Any:
     return find_templates(settings.templates_dir, [name])[0].settings
 
 
+def _variables(
+    api: CoderAPI, version_id: str, secrets: Mapping[str, str], sources: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """The template variables the provisioner would pass (``-var``), as the server stores them.
+
+    The server never reveals a sensitive value: it comes from ``secrets`` (what this run
+    imported) or is planned empty, with a note naming the environment variable to set.
+    """
+    variables, notes = {}, []
+    for var in api.version_variables(version_id):
+        name = str(var["name"])
+        if not var.get("sensitive"):
+            variables[name] = str(var.get("value", ""))
+            continue
+        variables[name] = secrets.get(name, "")
+        if not variables[name]:
+            source = sources.get(name, "")
+            where = f"set ${source}" if source else "the repository's template.toml names no variable for it"
+            notes.append(
+                f"sensitive variable {name!r} planned empty (the server does not reveal it; {where})"
+            )
+    return variables, notes
+
+
 def _pushed_candidate(
     api: CoderAPI, template: Mapping[str, Any], version: str, local: Any, env: Mapping[str, str]
 ) -> tuple[Candidate, list[str]]:
@@ -166,29 +193,17 @@ def _pushed_candidate(
     if status != "succeeded":
         msg = f"version {version!r} of {template['name']!r} did not import (job {status}); pick another"
         raise UsageError(msg)
-    variables, secrets, notes = {}, [], []
-    specs = local.variables if local is not None else {}
-    for var in api.version_variables(found["id"]):
-        name = str(var["name"])
-        if not var.get("sensitive"):
-            variables[name] = str(var.get("value", ""))
-            continue
-        source = specs.get(name, {}).get("env", "")
-        value = env.get(source, "") if source else ""
-        variables[name] = value
-        secrets += [value] if value else []
-        if not value:
-            where = f"${source} is not set" if source else "template.toml names no environment variable"
-            notes.append(
-                f"sensitive variable {name!r} planned empty (the server does not reveal it; {where})"
-            )
+    sources = {k: spec.get("env", "") for k, spec in (local.variables if local is not None else {}).items()}
+    secrets = {k: env[v] for k, v in sources.items() if v and env.get(v)}
+    variables, notes = _variables(api, found["id"], secrets, sources)
     archive = api.file(found["job"]["file_id"])
-    return Candidate(found["id"], str(found["name"]), "version", archive, variables, tuple(secrets)), notes
+    hidden = tuple(secrets.values())
+    return Candidate(found["id"], str(found["name"]), "version", archive, variables, hidden), notes
 
 
 def _repository_candidate(
     api: CoderAPI, org: Organization, settings: Settings, name: str, env: Mapping[str, str]
-) -> Candidate:
+) -> tuple[Candidate, list[str]]:
     """The repository's rendered template, imported as a version of no template and waited for."""
     from coderbundle.pipeline import render_all  # noqa: PLC0415 - rendering pulls in jinja2
     from coderbundle.publish_plan import plan_templates, read_image_manifest  # noqa: PLC0415
@@ -196,8 +211,8 @@ def _repository_candidate(
     _, (plan,) = plan_templates(
         render_all(settings, [name]), settings, images=read_image_manifest(settings), env=env
     )
-    values = {**plan.variables, **{k: v for k, v in plan.secrets.items() if v is not None}}
-    version = api.import_version(org.id, api.upload(plan.archive), values)
+    secrets = {k: v for k, v in plan.secrets.items() if v is not None}
+    version = api.import_version(org.id, api.upload(plan.archive), {**plan.variables, **secrets})
     deadline = time.monotonic() + _IMPORT_TIMEOUT
     while version.get("job", {}).get("status") not in ("succeeded", "failed", "canceled"):
         if time.monotonic() > deadline:
@@ -209,8 +224,16 @@ def _repository_candidate(
         error = str(version["job"].get("error") or version["job"]["status"]).splitlines()[0]
         msg = f"{name}: the server failed to import the candidate: {error}"
         raise PublishError(msg)
-    secrets = tuple(v for v in plan.secrets.values() if v)
-    return Candidate(version["id"], plan.version, "repository", plan.archive, values, secrets)
+    sources = {k: spec.get("env", "") for k, spec in plan_sources(settings, name).items()}
+    variables, notes = _variables(api, version["id"], secrets, sources)
+    candidate = Candidate(version["id"], plan.version, "repository", plan.archive, variables)
+    return replace(candidate, secrets=tuple(secrets.values())), notes
+
+
+def plan_sources(settings: Settings, name: str) -> dict[str, dict[str, str]]:
+    """The template's ``variables`` table of template.toml: which environment variable sets each secret."""
+    local = _template_settings(settings, name)
+    return dict(local.variables) if local is not None else {}
 
 
 # -- one workspace -------------------------------------------------------------------------
@@ -271,6 +294,9 @@ def _one(run: _Run, ws: Mapping[str, Any]) -> WorkspaceImpact:
     try:
         previous = {str(p["name"]): str(p["value"]) for p in run.api.build_parameters(build["id"])}
         result.findings, values = _check_parameters(run, ws, previous)
+        if any(f.id.startswith(_BUILD_FAILS) for f in result.findings):
+            result.not_planned = "the update would fail on its parameters before terraform runs"
+            return result
         raw = run.api.build_state(build["id"])
         if not raw.strip():
             return result  # never built: nothing to replace
@@ -365,7 +391,7 @@ def impact_template(  # noqa: PLR0913 - keyword-only knobs of one step
             msg = f"{settings.templates_dir / name}: no such template in the repository; "
             msg += "pass --version NAME to check a version already pushed"
             raise UsageError(msg)
-        candidate = _repository_candidate(api, org, settings, name, env)
+        candidate, notes = _repository_candidate(api, org, settings, name, env)
     active = api.template_version(str(template["active_version_id"])) or {}
     query = f"template:{name}" + (f" owner:{owner}" if owner else "")
     workspaces = [w for w in api.workspaces(query) if w.get("template_id") == template["id"]]
@@ -464,6 +490,7 @@ def impact_json(result: ImpactResult) -> dict[str, Any]:
                 "findings": [{"id": f.id, "message": f.message} for f in w.findings],
                 "changes": [c.to_json() for c in w.changes],
                 "error": w.error,
+                "not_planned": w.not_planned,
             }
             for w in result.workspaces
         ],
@@ -484,8 +511,9 @@ def print_impact(result: ImpactResult, *, fmt: str = "text") -> None:
         err_console.print(
             Text.assemble(f"{w.owner}/{w.name} ({build}): ", (w.status, _STYLE[w.status])), highlight=False
         )
-        if w.error:
-            err_console.print(f"  error: {w.error}", markup=False, highlight=False)
+        for label, text in (("error", w.error), ("not planned", w.not_planned)):
+            if text:
+                err_console.print(f"  {label}: {text}", markup=False, highlight=False)
         for f in w.findings:
             err_console.print(f"  {f.id}: {f.message}", markup=False, highlight=False)
         for ch in w.changes:

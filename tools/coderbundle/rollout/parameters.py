@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["from_evaluation", "from_rich_parameters"]
 
+_QUOTED_ONLY = 4  # a shorter value is replaced only where the server quotes it
+
 
 def _removed(previous: Mapping[str, str], kept: Iterable[str]) -> list[Finding]:
     return [
@@ -52,6 +54,14 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def _without_value(text: str, value: str) -> str:
+    """The server's diagnostic without the value it quotes (``the value "x" must be ...``)."""
+    if not value:
+        return text
+    text = text.replace(f'"{value}"', "<the held value>")
+    return text.replace(value, "<the held value>") if len(value) >= _QUOTED_ONLY else text
+
+
 def from_evaluation(
     previous: Mapping[str, str], answer: Mapping[str, Any]
 ) -> tuple[list[Finding], dict[str, str]]:
@@ -75,6 +85,7 @@ def from_evaluation(
         if errors:
             d = errors[0]
             why = _one_line(d.get("summary", "")) + (f": {_one_line(d['detail'])}" if d.get("detail") else "")
+            why = _without_value(why, previous.get(name, ""))
             found.append(
                 Finding(
                     f"parameter-invalid:{name}",

@@ -1,0 +1,332 @@
+"""`coderbundle impact` against a REAL Coder server with REAL workspaces (tests/rollout_fixtures.py).
+
+One template is published from a local-agent bundle and one workspace is built on it
+for real, holding a non-default value of the immutable volume-naming parameter
+(``volume_name = "data"``: its home volume is ``.../data``).  Each test then checks a
+candidate against that workspace: the unchanged repository (clean), one that renames the
+parameter (the value is dropped, the default ``home`` takes over, the volume is
+replaced), one that changes the immutable parameter's options so the value no longer
+holds, and a version pushed inactive by publish (``--version``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from coderbundle.__main__ import main
+from coderbundle.coder_api import CoderAPI
+from rollout_fixtures import create_workspace, local_agent_bundle, write_local_agent
+
+pytestmark = pytest.mark.slow
+
+NAME = "impact-agent"
+VOLUMES = '\n[upgrade]\nvolumes = ["terraform_data.home_volume"]\n'
+OPTIONS = """  mutable     = false
+  option {
+    name  = "Home"
+    value = "home"
+  }
+  option {
+    name  = "Work"
+    value = "work"
+  }
+"""
+_USERS = itertools.count(1)
+
+
+def _env(deployment, token: str, config: Path) -> dict[str, str]:
+    return {
+        "CODER_URL": deployment.url,
+        "CODER_SESSION_TOKEN": token,
+        "CODERBUNDLE_CODER": str(deployment.binary),
+        "CODER_CONFIG_DIR": str(config),
+        "CODERBUNDLE_TERRAFORM_VALIDATE": "never",  # validation has its own tests
+        # impact plans locally with the deployment's own terraform and mirrors
+        "CODERBUNDLE_TERRAFORM": str(deployment.terraform),
+        "CODERBUNDLE_PROVIDER_MIRROR": str(deployment.provider_mirror),
+        "CODERBUNDLE_MODULE_MIRROR": str(deployment.module_mirror),
+    }
+
+
+def write_template(root: Path, deployment, **knobs) -> None:
+    """The local-agent template with its home volume declared as holding data."""
+    folder = write_local_agent(root, NAME, deployment, **knobs)
+    with (folder / "template.toml").open("a") as toml:
+        toml.write(VOLUMES)
+
+
+@pytest.fixture(scope="module")
+def fleet(coder_deployment, tmp_path_factory):
+    """The template published, and one workspace of a template admin built on it with ``volume_name=data``."""
+    d = coder_deployment
+    user = d.create_user(f"impact-{next(_USERS)}", roles=("template-admin",))
+    tmp = tmp_path_factory.mktemp("impact")
+    root = local_agent_bundle(tmp / "bundle", (), d)
+    write_template(root, d)
+    env = _env(d, user.token, tmp / "coder-config")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        for key in ("CODER_ORGANIZATION", "CODERBUNDLE_EXTERNAL_AUTH", "CODERBUNDLE_REGISTRY"):
+            mp.delenv(key, raising=False)
+        code = main(["--root", str(root), "publish", "--no-images", "--allow-default-image"])
+    assert code == 0, d.log[-3000:]
+    template = d.api("GET", f"/organizations/{d.default_org()}/templates/{NAME}", user.token)
+    ws = create_workspace(d, user.token, template["id"], "box", volume_name="data")
+    assert ws["latest_build"]["job"]["status"] == "succeeded", d.log[-3000:]
+    return {"deployment": d, "user": user, "root": root, "env": env, "workspace": ws, "template": template}
+
+
+@pytest.fixture
+def coder(fleet, monkeypatch, tmp_path):
+    """The environment pointing coderbundle at the deployment as the fleet's template admin."""
+    for key, value in fleet["env"].items():
+        monkeypatch.setenv(key, value)
+    for key in ("CODER_ORGANIZATION", "CODERBUNDLE_EXTERNAL_AUTH", "CODERBUNDLE_REGISTRY"):
+        monkeypatch.delenv(key, raising=False)
+    # Every temporary folder impact makes lands here, so a test can see nothing is left.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    return fleet
+
+
+def candidate(fleet, tmp_path: Path, **knobs) -> Path:
+    """A copy of the fleet's bundle whose template is the candidate ``knobs`` make."""
+    root = tmp_path / "candidate"
+    shutil.copytree(fleet["root"], root, ignore=shutil.ignore_patterns("build", "dist"))
+    write_template(root, fleet["deployment"], **knobs)
+    return root
+
+
+def impact(root: Path, capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["--root", str(root), "impact", NAME, *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def impact_json(root: Path, capsys, *args: str) -> tuple[int, dict, str]:
+    code, out, err = impact(root, capsys, "--format", "json", *args)
+    return code, json.loads(out), err
+
+
+def the_workspace(result: dict, fleet) -> dict:
+    (found,) = [w for w in result["workspaces"] if w["id"] == fleet["workspace"]["id"]]
+    return found
+
+
+def agent_token(fleet) -> str:
+    """The agent token the workspace's state holds (what must never be printed)."""
+    build = fleet["workspace"]["latest_build"]["id"]
+    api = CoderAPI(fleet["deployment"].url, fleet["user"].token)
+    state = json.loads(api.build_state(build))
+    (agent,) = [r for r in state["resources"] if r["type"] == "coder_agent"]
+    token = agent["instances"][0]["attributes"]["token"]
+    assert len(token) > 20
+    return str(token)
+
+
+def test_the_unchanged_repository_is_clean(coder, tmp_path, capsys):
+    code, result, err = impact_json(candidate(coder, tmp_path), capsys)
+    assert code == 0, (result["workspaces"], err)
+    assert result["ok"] is True
+    assert result["parameter_check"] == "dynamic-parameters"
+    ws = the_workspace(result, coder)
+    assert ws["status"] == "clean", ws
+    assert ws["findings"] == []
+    assert ws["changes"] == []  # the real ids: not even the agent is replaced
+    assert list(Path(tempfile.gettempdir()).iterdir()) == []  # nothing left behind
+
+
+def test_renaming_the_volume_parameter_flags_the_parameter_and_the_volume(coder, tmp_path, capsys):
+    root = candidate(coder, tmp_path, volume_parameter="home_volume_name")
+    code, result, err = impact_json(root, capsys)
+    assert code == 1, (result, err)
+    assert result["ok"] is False
+    ws = the_workspace(result, coder)
+    assert ws["status"] == "findings"
+    ids = [f["id"] for f in ws["findings"]]
+    # Volumes first: the home volume's replacement leads, then the dropped value.
+    assert ids == ["volume-replaced:terraform_data.home_volume", "parameter-removed:volume_name"], ws
+    (change,) = ws["changes"]
+    assert change["address"] == "terraform_data.home_volume"
+    assert change["action"] == "replace"
+    assert change["volume"] is True
+    assert "triggers_replace" in change["because"]
+
+    code, _, err = impact(root, capsys)
+    assert code == 1
+    assert "volume-replaced:terraform_data.home_volume" in err
+    assert "parameter-removed:volume_name" in err
+    assert err.index("volume-replaced") < err.index("parameter-removed")
+
+
+def test_without_the_volumes_list_the_replacement_is_reported_but_not_a_volume(coder, tmp_path, capsys):
+    root = candidate(coder, tmp_path, volume_parameter="home_volume_name")
+    toml = root / "templates" / NAME / "template.toml"
+    toml.write_text(toml.read_text().replace(VOLUMES, ""))
+    code, result, _ = impact_json(root, capsys)
+    assert code == 1  # the parameter is still dropped
+    ws = the_workspace(result, coder)
+    assert [f["id"] for f in ws["findings"]] == ["parameter-removed:volume_name"]
+    assert [(c["address"], c["volume"]) for c in ws["changes"]] == [("terraform_data.home_volume", False)]
+
+
+def _options_candidate(coder, tmp_path: Path) -> Path:
+    root = candidate(coder, tmp_path)
+    main_tf = root / "templates" / NAME / "main.tf"
+    text = main_tf.read_text()
+    assert "  mutable     = false\n" in text
+    main_tf.write_text(text.replace("  mutable     = false\n", OPTIONS, 1))
+    return root
+
+
+def test_an_immutable_parameter_whose_options_drop_the_workspace_value_is_flagged(coder, tmp_path, capsys):
+    code, result, err = impact_json(_options_candidate(coder, tmp_path), capsys)
+    assert code == 1, (result, err)
+    ws = the_workspace(result, coder)
+    assert [f["id"] for f in ws["findings"]] == ["parameter-invalid:volume_name"], ws
+    # The build would stop on the parameter: nothing is planned, nothing claimed about volumes.
+    assert ws["changes"] == []
+    assert "parameters" in ws["not_planned"]
+    message = ws["findings"][0]["message"]
+    assert "valid option" in message  # the server's reason, without the value the workspace holds
+    assert '"data"' not in message
+
+
+def test_the_rich_parameters_comparison_agrees_where_evaluation_is_missing(
+    coder, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(CoderAPI, "evaluate_parameters", lambda *_a, **_k: None)
+    code, result, _ = impact_json(_options_candidate(coder, tmp_path), capsys)
+    assert code == 1
+    assert result["parameter_check"] == "rich-parameters"
+    assert "rich-parameters" in result["notes"][0]
+    ws = the_workspace(result, coder)
+    assert [f["id"] for f in ws["findings"]] == ["parameter-invalid:volume_name"]
+
+
+def test_a_version_publish_left_inactive_is_checked_with_version(coder, tmp_path, capsys):
+    root = candidate(coder, tmp_path, volume_parameter="home_volume_name")
+    code = main(["--root", str(root), "publish", "--format", "json", "--no-images", "--allow-default-image"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 1  # the upgrade gate blocks it: pushed, not activated
+    (entry,) = summary["templates"]
+    assert entry["status"] == "blocked"
+
+    # --version needs no repository template: impact it from a bundle without one.
+    bare = local_agent_bundle(tmp_path / "bare", (), coder["deployment"])
+    code, result, err = impact_json(bare, capsys, "--version", entry["version"])
+    assert code == 1, (result, err)
+    assert result["candidate"] == {
+        "name": entry["version"],
+        "id": result["candidate"]["id"],
+        "source": "version",
+    }
+    ws = the_workspace(result, coder)
+    # No template.toml here: the terraform_data is replaced but not known as a volume.
+    assert [f["id"] for f in ws["findings"]] == ["parameter-removed:volume_name"]
+    assert ws["changes"][0]["address"] == "terraform_data.home_volume"
+
+
+def test_json_shape(coder, tmp_path, capsys):
+    code, result, _ = impact_json(candidate(coder, tmp_path, volume_parameter="renamed"), capsys)
+    assert code == 1
+    assert set(result) == {
+        "ok",
+        "template",
+        "candidate",
+        "active_version",
+        "parameter_check",
+        "volumes",
+        "server_version",
+        "api_requests",
+        "seconds",
+        "counts",
+        "notes",
+        "workspaces",
+    }
+    assert result["template"] == NAME
+    assert result["volumes"] == ["terraform_data.home_volume"]
+    assert result["candidate"]["source"] == "repository"
+    assert (
+        result["active_version"]
+        == coder["deployment"].api(
+            "GET", f"/templateversions/{coder['template']['active_version_id']}", coder["user"].token
+        )["name"]
+    )
+    assert result["counts"] == {"findings": 1}
+    ws = the_workspace(result, coder)
+    assert set(ws) == {
+        "id",
+        "name",
+        "owner",
+        "build",
+        "status",
+        "findings",
+        "changes",
+        "error",
+        "not_planned",
+    }
+    assert ws["name"] == "box"
+    assert ws["owner"] == coder["user"].username
+    assert set(ws["build"]) == {"number", "version", "transition", "status"}
+    assert ws["build"]["number"] == 1
+    assert set(ws["changes"][0]) == {"address", "type", "action", "volume", "because"}
+
+
+def test_a_template_the_server_does_not_have_is_one_line_and_exit_2(coder, capsys):
+    code = main(["--root", str(coder["root"]), "impact", "no-such-template"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "no template 'no-such-template'" in lines[0]
+    assert "Traceback" not in err
+
+
+def test_an_unknown_version_is_one_line_and_exit_2(coder, capsys):
+    code = main(["--root", str(coder["root"]), "impact", NAME, "--version", "no-such-version"])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert "no version 'no-such-version'" in err
+
+
+def test_no_secret_reaches_the_output_and_no_state_is_left(coder, tmp_path, capsys):
+    token = agent_token(coder)
+    session = coder["user"].token
+    root = candidate(coder, tmp_path, volume_parameter="renamed")
+    for args in ((), ("--format", "json")):
+        code, out, err = impact(root, capsys, *args)
+        assert code == 1
+        for secret in (token, session):
+            assert secret not in out
+            assert secret not in err
+    assert list(Path(tempfile.gettempdir()).iterdir()) == []  # the states were deleted
+
+
+def test_a_plan_that_fails_is_a_failed_workspace_not_a_clean_one(coder, tmp_path, capsys):
+    root = candidate(coder, tmp_path)
+    main_tf = root / "templates" / NAME / "main.tf"
+    # A resource whose plan fails on the workspace's real values only: the server's import
+    # (a new workspace, volume_name = "home") passes, this workspace ("data") does not.
+    main_tf.write_text(
+        main_tf.read_text()
+        + '\nresource "terraform_data" "check" {\n'
+        + "  lifecycle {\n    precondition {\n"
+        + '      condition     = data.coder_parameter.volume_name.value == "home"\n'
+        + '      error_message = "only home volumes"\n    }\n  }\n}\n'
+    )
+    code, result, _ = impact_json(root, capsys)
+    assert code == 1
+    ws = the_workspace(result, coder)
+    assert ws["status"] == "failed"
+    assert "only home volumes" in ws["error"] or "precondition" in ws["error"].lower(), ws
