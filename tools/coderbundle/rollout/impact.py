@@ -56,6 +56,7 @@ from coderbundle.upgrade_gate import Finding
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from coderbundle.discover import TemplateSettings
     from coderbundle.settings import Settings
 
 __all__ = ["ImpactResult", "WorkspaceImpact", "impact_json", "impact_template", "print_impact"]
@@ -149,7 +150,7 @@ def _connect(settings: Settings) -> tuple[CoderAPI, Organization, str]:
     return api, org, version
 
 
-def _template_settings(settings: Settings, name: str) -> Any:
+def _template_settings(settings: Settings, name: str) -> TemplateSettings | None:
     """The repository's settings of the template, or None when the repository has no such folder."""
     if not (settings.templates_dir / name).is_dir():
         return None
@@ -181,7 +182,11 @@ def _variables(
 
 
 def _pushed_candidate(
-    api: CoderAPI, template: Mapping[str, Any], version: str, local: Any, env: Mapping[str, str]
+    api: CoderAPI,
+    template: Mapping[str, Any],
+    version: str,
+    local: TemplateSettings | None,
+    env: Mapping[str, str],
 ) -> tuple[Candidate, list[str]]:
     """A version already pushed to the template (``--version``)."""
     found = api.version_by_name(template["id"], version)
@@ -451,8 +456,11 @@ def _plan_all(  # noqa: PLR0913, PLR0917 - the run's parts, handed on once
             tc,
             settings.coder_url,
         )
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        pool = ThreadPoolExecutor(max_workers=max(1, workers))
+        try:
             found = list(pool.map(lambda ws: _one(run, ws), workspaces))
+        finally:  # Ctrl-C or a rejected token: no workspace not yet started is planned
+            pool.shutdown(wait=True, cancel_futures=True)
     return sorted(found, key=lambda w: (w.owner, w.name))
 
 
