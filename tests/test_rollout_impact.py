@@ -37,6 +37,12 @@ OPTIONS = """  mutable     = false
     value = "work"
   }
 """
+REGEX = """  mutable     = false
+  validation {
+    regex = "^(home|work)$"
+    error = "home or work"
+  }
+"""
 _USERS = itertools.count(1)
 
 
@@ -80,7 +86,20 @@ def fleet(coder_deployment, tmp_path_factory):
     template = d.api("GET", f"/organizations/{d.default_org()}/templates/{NAME}", user.token)
     ws = create_workspace(d, user.token, template["id"], "box", volume_name="data")
     assert ws["latest_build"]["job"]["status"] == "succeeded", d.log[-3000:]
-    return {"deployment": d, "user": user, "root": root, "env": env, "workspace": ws, "template": template}
+    # A plain member's workspace on the default: impact plans it with that owner's ids.
+    member = d.create_user(f"impact-member-{next(_USERS)}")
+    other = create_workspace(d, member.token, template["id"], "mine")
+    assert other["latest_build"]["job"]["status"] == "succeeded", d.log[-3000:]
+    return {
+        "deployment": d,
+        "user": user,
+        "member": member,
+        "root": root,
+        "env": env,
+        "workspace": ws,
+        "other": other,
+        "template": template,
+    }
 
 
 @pytest.fixture
@@ -137,10 +156,11 @@ def test_the_unchanged_repository_is_clean(coder, tmp_path, capsys):
     assert code == 0, (result["workspaces"], err)
     assert result["ok"] is True
     assert result["parameter_check"] == "dynamic-parameters"
-    ws = the_workspace(result, coder)
-    assert ws["status"] == "clean", ws
-    assert ws["findings"] == []
-    assert ws["changes"] == []  # the real ids: not even the agent is replaced
+    assert result["counts"] == {"clean": 2}
+    for ws in result["workspaces"]:
+        assert ws["status"] == "clean", ws
+        assert ws["findings"] == []
+        assert ws["changes"] == []  # the real ids and owners: not even the agent is replaced
     assert list(Path(tempfile.gettempdir()).iterdir()) == []  # nothing left behind
 
 
@@ -167,6 +187,35 @@ def test_renaming_the_volume_parameter_flags_the_parameter_and_the_volume(coder,
     assert err.index("volume-replaced") < err.index("parameter-removed")
 
 
+def test_the_member_keeps_the_default_name_so_a_rename_drops_the_value_but_keeps_the_volume(
+    coder, tmp_path, capsys
+):
+    code, result, _ = impact_json(candidate(coder, tmp_path, volume_parameter="home_volume_name"), capsys)
+    assert code == 1
+    (ws,) = [w for w in result["workspaces"] if w["id"] == coder["other"]["id"]]
+    # "home" was its value and is the renamed parameter's default: same path, same volume.
+    assert [f["id"] for f in ws["findings"]] == ["parameter-removed:volume_name"]
+    assert ws["changes"] == []
+
+
+def test_owner_narrows_to_one_users_workspaces(coder, tmp_path, capsys):
+    member = coder["member"].username
+    code, result, _ = impact_json(candidate(coder, tmp_path), capsys, "--owner", member)
+    assert code == 0
+    assert [(w["owner"], w["name"], w["status"]) for w in result["workspaces"]] == [(member, "mine", "clean")]
+
+
+def test_a_new_default_for_an_immutable_parameter_spares_workspaces_holding_a_value(coder, tmp_path, capsys):
+    root = candidate(coder, tmp_path)
+    main_tf = root / "templates" / NAME / "main.tf"
+    text = main_tf.read_text()
+    assert '  default     = "home"\n' in text
+    main_tf.write_text(text.replace('  default     = "home"\n', '  default     = "elsewhere"\n', 1))
+    code, result, err = impact_json(root, capsys)
+    assert code == 0, (result["workspaces"], err)  # both keep the value their builds recorded
+    assert result["counts"] == {"clean": 2}
+
+
 def test_without_the_volumes_list_the_replacement_is_reported_but_not_a_volume(coder, tmp_path, capsys):
     root = candidate(coder, tmp_path, volume_parameter="home_volume_name")
     toml = root / "templates" / NAME / "template.toml"
@@ -178,17 +227,20 @@ def test_without_the_volumes_list_the_replacement_is_reported_but_not_a_volume(c
     assert [(c["address"], c["volume"]) for c in ws["changes"]] == [("terraform_data.home_volume", False)]
 
 
-def _options_candidate(coder, tmp_path: Path) -> Path:
+def _options_candidate(coder, tmp_path: Path, restriction: str = OPTIONS) -> Path:
     root = candidate(coder, tmp_path)
     main_tf = root / "templates" / NAME / "main.tf"
     text = main_tf.read_text()
     assert "  mutable     = false\n" in text
-    main_tf.write_text(text.replace("  mutable     = false\n", OPTIONS, 1))
+    main_tf.write_text(text.replace("  mutable     = false\n", restriction, 1))
     return root
 
 
-def test_an_immutable_parameter_whose_options_drop_the_workspace_value_is_flagged(coder, tmp_path, capsys):
-    code, result, err = impact_json(_options_candidate(coder, tmp_path), capsys)
+@pytest.mark.parametrize("restriction", [OPTIONS, REGEX], ids=["options", "validation"])
+def test_an_immutable_parameter_that_no_longer_allows_the_workspace_value_is_flagged(
+    coder, tmp_path, capsys, restriction
+):
+    code, result, err = impact_json(_options_candidate(coder, tmp_path, restriction), capsys)
     assert code == 1, (result, err)
     ws = the_workspace(result, coder)
     assert [f["id"] for f in ws["findings"]] == ["parameter-invalid:volume_name"], ws
@@ -196,7 +248,7 @@ def test_an_immutable_parameter_whose_options_drop_the_workspace_value_is_flagge
     assert ws["changes"] == []
     assert "parameters" in ws["not_planned"]
     message = ws["findings"][0]["message"]
-    assert "valid option" in message  # the server's reason, without the value the workspace holds
+    assert "no longer allows the value this workspace holds" in message
     assert '"data"' not in message
 
 
@@ -261,7 +313,7 @@ def test_json_shape(coder, tmp_path, capsys):
             "GET", f"/templateversions/{coder['template']['active_version_id']}", coder["user"].token
         )["name"]
     )
-    assert result["counts"] == {"findings": 1}
+    assert result["counts"] == {"findings": 2}  # the member's loses its parameter value too
     ws = the_workspace(result, coder)
     assert set(ws) == {
         "id",

@@ -86,13 +86,7 @@ def from_evaluation(
             d = errors[0]
             why = _one_line(d.get("summary", "")) + (f": {_one_line(d['detail'])}" if d.get("detail") else "")
             why = _without_value(why, previous.get(name, ""))
-            found.append(
-                Finding(
-                    f"parameter-invalid:{name}",
-                    f"parameter {name!r}: the value this workspace holds does not hold on the "
-                    f"candidate ({why}); the update would fail",
-                )
-            )
+            found.append(_invalid(name, why))
         elif value.get("valid") and not p.get("ephemeral"):
             values[name] = str(value.get("value", ""))
         elif p.get("required") and name not in previous:
@@ -110,8 +104,8 @@ def _number(text: str) -> float | None:
 def _invalid(name: str, why: str) -> Finding:
     return Finding(
         f"parameter-invalid:{name}",
-        f"parameter {name!r}: the value this workspace holds does not hold on the candidate "
-        f"({why}); the update would fail",
+        f"parameter {name!r}: the candidate no longer allows the value this workspace holds "
+        f"({why}); its update would fail",
     )
 
 
