@@ -227,3 +227,30 @@ def test_state_secrets_are_every_token_and_key():
         "glpat-abcdef",
         "agent-token-abcdef",
     }
+
+
+def test_template_toml_upgrade_volumes_is_read_and_checked(bundle):
+    from coderbundle.discover import find_templates  # noqa: PLC0415
+    from coderbundle.errors import SettingsError  # noqa: PLC0415
+
+    root = bundle("good")
+    toml = root / "templates" / "good" / "template.toml"
+    text = toml.read_text()
+    toml.write_text(text + '\n[upgrade]\nvolumes = ["terraform_data.home_volume", "docker_container"]\n')
+    (found,) = find_templates(root / "templates", ["good"])
+    assert found.settings.volumes == ("terraform_data.home_volume", "docker_container")
+    toml.write_text(text + '\n[upgrade]\nvolumes = "terraform_data.home_volume"\n')
+    with pytest.raises(SettingsError, match="volumes"):
+        find_templates(root / "templates", ["good"])
+
+
+def test_impact_without_a_deployment_is_one_error_and_exit_2(bundle, monkeypatch, capsys):
+    from coderbundle.__main__ import main  # noqa: PLC0415
+
+    monkeypatch.delenv("CODER_URL", raising=False)
+    code = main(["--root", str(bundle("good")), "impact", "good"])
+    _, err = capsys.readouterr()
+    assert code == 2
+    first, *rest = err.strip().splitlines()
+    assert first == "error: impact needs a Coder deployment: set CODER_URL and CODER_SESSION_TOKEN"
+    assert rest == ["  `nox -s doctor` checks everything publish and deploy need"]  # as for every EnvError
