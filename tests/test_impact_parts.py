@@ -254,3 +254,13 @@ def test_impact_without_a_deployment_is_one_error_and_exit_2(bundle, monkeypatch
     first, *rest = err.strip().splitlines()
     assert first == "error: impact needs a Coder deployment: set CODER_URL and CODER_SESSION_TOKEN"
     assert rest == ["  `nox -s doctor` checks everything publish and deploy need"]  # as for every EnvError
+
+
+@pytest.mark.parametrize("job", ["pending", "running", "canceling"])
+def test_a_workspace_whose_build_is_unfinished_fails_without_asking_the_server(job):
+    from coderbundle.rollout import impact  # noqa: PLC0415
+
+    ws = {**WS, "latest_build": {"id": "b", "build_number": 3, "job": {"status": job}}}
+    result = impact._one(None, ws)  # type: ignore[arg-type]  # no run: nothing may be called
+    assert result.status == "failed"
+    assert result.error == f"its latest build is {job}; run impact again when it has finished"

@@ -67,6 +67,7 @@ _IMPORT_TIMEOUT = 900.0
 _INIT_TIMEOUT = 300
 # Parameter findings that stop a build before terraform runs: nothing to plan then.
 _BUILD_FAILS = ("parameter-invalid:", "parameter-missing:", "parameters-error")
+_UNFINISHED = ("pending", "running", "canceling")
 DYNAMIC = "dynamic-parameters"
 RICH = "rich-parameters"
 
@@ -296,6 +297,10 @@ def _one(run: _Run, ws: Mapping[str, Any]) -> WorkspaceImpact:
             "status": build.get("status") or build.get("job", {}).get("status", ""),
         },
     )
+    job = str(build.get("job", {}).get("status", ""))
+    if job in _UNFINISHED:  # its state is not written yet: no answer is better than a wrong one
+        result.error = f"its latest build is {job}; run impact again when it has finished"
+        return result
     try:
         previous = {str(p["name"]): str(p["value"]) for p in run.api.build_parameters(build["id"])}
         result.findings, values = _check_parameters(run, ws, previous)
