@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -140,15 +141,19 @@ def the_workspace(result: dict, fleet) -> dict:
     return found
 
 
-def agent_token(fleet) -> str:
-    """The agent token the workspace's state holds (what must never be printed)."""
+def state_tokens(fleet) -> list[str]:
+    """The agent token and the owner's build session token the workspace's state holds."""
     build = fleet["workspace"]["latest_build"]["id"]
     api = CoderAPI(fleet["deployment"].url, fleet["user"].token)
     state = json.loads(api.build_state(build))
-    (agent,) = [r for r in state["resources"] if r["type"] == "coder_agent"]
-    token = agent["instances"][0]["attributes"]["token"]
-    assert len(token) > 20
-    return str(token)
+
+    def attributes(kind: str) -> dict:
+        (found,) = [r for r in state["resources"] if r["type"] == kind]
+        return found["instances"][0]["attributes"]
+
+    tokens = [attributes("coder_agent")["token"], attributes("coder_workspace_owner")["session_token"]]
+    assert all(len(token) > 20 for token in tokens)
+    return tokens
 
 
 def test_the_unchanged_repository_is_clean(coder, tmp_path, capsys):
@@ -352,16 +357,23 @@ def test_an_unknown_version_is_one_line_and_exit_2(coder, capsys):
     assert "no version 'no-such-version'" in err
 
 
-def test_no_secret_reaches_the_output_and_no_state_is_left(coder, tmp_path, capsys):
-    token = agent_token(coder)
-    session = coder["user"].token
+def test_no_secret_reaches_the_output_and_no_state_is_left(coder, tmp_path, capsys, caplog):
+    secrets = [*state_tokens(coder), coder["user"].token]
     root = candidate(coder, tmp_path, volume_parameter="renamed")
     for args in ((), ("--format", "json")):
         code, out, err = impact(root, capsys, *args)
         assert code == 1
-        for secret in (token, session):
+        for secret in secrets:
             assert secret not in out
             assert secret not in err
+    # -v logs every command run (terraform plan with its -var values and the state's path)
+    with caplog.at_level(logging.DEBUG):
+        code = main(["-v", "--root", str(root), "impact", NAME])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "-refresh=false" in caplog.text  # the plans were logged
+    for secret in secrets:
+        assert secret not in out + err + caplog.text
     assert list(Path(tempfile.gettempdir()).iterdir()) == []  # the states were deleted
 
 
