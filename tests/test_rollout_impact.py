@@ -105,16 +105,22 @@ def fleet(coder_deployment, tmp_path_factory):
 
 @pytest.fixture
 def coder(fleet, monkeypatch, tmp_path):
-    """The environment pointing coderbundle at the deployment as the fleet's template admin."""
+    """The environment pointing coderbundle at the deployment as a template admin of the test's own.
+
+    coderd limits uploads per user (12 a minute) and every impact of the repository uploads
+    its candidate: a user per test keeps the tests from waiting on each other's budget.
+    """
+    runner = fleet["deployment"].create_user(f"impact-runner-{next(_USERS)}", roles=("template-admin",))
     for key, value in fleet["env"].items():
         monkeypatch.setenv(key, value)
+    monkeypatch.setenv("CODER_SESSION_TOKEN", runner.token)
     for key in ("CODER_ORGANIZATION", "CODERBUNDLE_EXTERNAL_AUTH", "CODERBUNDLE_REGISTRY"):
         monkeypatch.delenv(key, raising=False)
     # Every temporary folder impact makes lands here, so a test can see nothing is left.
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    return fleet
+    return {**fleet, "runner": runner}
 
 
 def candidate(fleet, tmp_path: Path, **knobs) -> Path:
@@ -358,7 +364,7 @@ def test_an_unknown_version_is_one_line_and_exit_2(coder, capsys):
 
 
 def test_no_secret_reaches_the_output_and_no_state_is_left(coder, tmp_path, capsys, caplog):
-    secrets = [*state_tokens(coder), coder["user"].token]
+    secrets = [*state_tokens(coder), coder["user"].token, coder["runner"].token]
     root = candidate(coder, tmp_path, volume_parameter="renamed")
     for args in ((), ("--format", "json")):
         code, out, err = impact(root, capsys, *args)
