@@ -24,13 +24,14 @@ destroyed, whose parameters do not hold, or that could not be planned makes the 
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import tarfile
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -158,6 +159,11 @@ def _template_settings(settings: Settings, name: str) -> TemplateSettings | None
     return find_templates(settings.templates_dir, [name])[0].settings
 
 
+def _sources(local: TemplateSettings | None) -> dict[str, str]:
+    """Which environment variable sets each secret variable (template.toml ``[variables]``)."""
+    return {k: spec.get("env", "") for k, spec in (local.variables if local is not None else {}).items()}
+
+
 def _variables(
     api: CoderAPI, version_id: str, secrets: Mapping[str, str], sources: Mapping[str, str]
 ) -> tuple[dict[str, str], list[str]]:
@@ -199,7 +205,7 @@ def _pushed_candidate(
     if status != "succeeded":
         msg = f"version {version!r} of {template['name']!r} did not import (job {status}); pick another"
         raise UsageError(msg)
-    sources = {k: spec.get("env", "") for k, spec in (local.variables if local is not None else {}).items()}
+    sources = _sources(local)
     secrets = {k: env[v] for k, v in sources.items() if v and env.get(v)}
     variables, notes = _variables(api, found["id"], secrets, sources)
     archive = api.file(found["job"]["file_id"])
@@ -207,8 +213,13 @@ def _pushed_candidate(
     return Candidate(found["id"], str(found["name"]), "version", archive, variables, hidden), notes
 
 
-def _repository_candidate(
-    api: CoderAPI, org: Organization, settings: Settings, name: str, env: Mapping[str, str]
+def _repository_candidate(  # noqa: PLR0913, PLR0917 - the run's parts, handed on once
+    api: CoderAPI,
+    org: Organization,
+    settings: Settings,
+    name: str,
+    local: TemplateSettings,
+    env: Mapping[str, str],
 ) -> tuple[Candidate, list[str]]:
     """The repository's rendered template, imported as a version of no template and waited for."""
     from coderbundle.pipeline import render_all  # noqa: PLC0415 - rendering pulls in jinja2
@@ -230,16 +241,9 @@ def _repository_candidate(
         error = str(version["job"].get("error") or version["job"]["status"]).splitlines()[0]
         msg = f"{name}: the server failed to import the candidate: {error}"
         raise PublishError(msg)
-    sources = {k: spec.get("env", "") for k, spec in plan_sources(settings, name).items()}
-    variables, notes = _variables(api, version["id"], secrets, sources)
-    candidate = Candidate(version["id"], plan.version, "repository", plan.archive, variables)
-    return replace(candidate, secrets=tuple(secrets.values())), notes
-
-
-def plan_sources(settings: Settings, name: str) -> dict[str, dict[str, str]]:
-    """The template's ``variables`` table of template.toml: which environment variable sets each secret."""
-    local = _template_settings(settings, name)
-    return dict(local.variables) if local is not None else {}
+    variables, notes = _variables(api, version["id"], secrets, _sources(local))
+    hidden = tuple(secrets.values())
+    return Candidate(version["id"], plan.version, "repository", plan.archive, variables, hidden), notes
 
 
 # -- one workspace -------------------------------------------------------------------------
@@ -353,8 +357,7 @@ def _one(run: _Run, ws: Mapping[str, Any]) -> WorkspaceImpact:
 
 
 def _extract(archive: bytes, dest: Path) -> None:
-    import io  # noqa: PLC0415
-
+    """Unpack the candidate's archive (tarfile's ``data`` filter: nothing outside ``dest``, no devices)."""
     try:
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(dest, filter="data")
@@ -401,7 +404,7 @@ def impact_template(  # noqa: PLR0913 - keyword-only knobs of one step
             msg = f"{settings.templates_dir / name}: no such template in the repository; "
             msg += "pass --version NAME to check a version already pushed"
             raise UsageError(msg)
-        candidate, notes = _repository_candidate(api, org, settings, name, env)
+        candidate, notes = _repository_candidate(api, org, settings, name, local, env)
     active = api.template_version(str(template["active_version_id"])) or {}
     query = f"template:{name}" + (f" owner:{owner}" if owner else "")
     workspaces = [w for w in api.workspaces(query) if w.get("template_id") == template["id"]]
