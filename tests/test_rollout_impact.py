@@ -400,3 +400,34 @@ def test_a_plan_that_fails_is_a_failed_workspace_not_a_clean_one(coder, tmp_path
     ws = the_workspace(result, coder)
     assert ws["status"] == "failed"
     assert "only home volumes" in ws["error"] or "precondition" in ws["error"].lower(), ws
+
+
+KEY_TF = """variable "api_key" {
+  type      = string
+  sensitive = true
+}
+
+resource "terraform_data" "uses_key" {
+  input = sha256(var.api_key)
+}
+"""
+
+
+def test_a_sensitive_variable_reaches_the_plan_and_is_never_printed(
+    coder, tmp_path, capsys, caplog, monkeypatch
+):
+    secret = "sk-impact-SECRET-value-0123456789"  # noqa: S105 - test data
+    monkeypatch.setenv("IMPACT_TEST_API_KEY", secret)
+    root = candidate(coder, tmp_path)
+    folder = root / "templates" / NAME
+    (folder / "secret.tf").write_text(KEY_TF)
+    with (folder / "template.toml").open("a") as toml:
+        toml.write('\n[variables.api_key]\nenv = "IMPACT_TEST_API_KEY"\n')
+    with caplog.at_level(logging.DEBUG):
+        code = main(["-v", "--root", str(root), "impact", NAME, "--format", "json"])
+    out, err = capsys.readouterr()
+    # Without the value the plan would stop ("No value for required variable"): exit 0 says it got it.
+    assert code == 0, (out, err)
+    assert json.loads(out)["notes"] == []
+    assert "-var=api_key=***" in caplog.text
+    assert secret not in out + err + caplog.text
