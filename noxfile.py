@@ -238,7 +238,7 @@ def deploy(session: nox.Session) -> None:
 
 @nox.session(default=False)
 def bench(session: nox.Session) -> None:
-    """Benchmarks: validation, publishing, images (images need a Docker daemon)."""
+    """Benchmarks: validation, publishing, impact, images (images need a Docker daemon)."""
     _install(session, *TEST_DEPS)
     session.env.update(_tools_env())
     session.run("python", "scripts/bench_validate.py")
@@ -248,6 +248,7 @@ def bench(session: nox.Session) -> None:
     if session.env.get("CODERBUNDLE_PROVIDER_MIRROR") or os.environ.get("CODERBUNDLE_PROVIDER_MIRROR"):
         session.run("python", "scripts/bench_terraform.py")
         session.run("python", "scripts/bench_matrix.py")
+        session.run("python", "scripts/bench_impact.py")  # `impact` on 20 real workspaces
     else:
         session.log("bench_terraform skipped: no offline toolchain (run `nox -s tools`)")
     if "images" in session.posargs:

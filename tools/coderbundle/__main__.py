@@ -164,6 +164,16 @@ def _rollout_overrides(args: argparse.Namespace, settings: Settings) -> Settings
     return dataclasses.replace(settings, **changes) if changes else settings
 
 
+def _cmd_impact(args: argparse.Namespace, settings: Settings) -> int:
+    from coderbundle.rollout.impact import impact_template, print_impact  # noqa: PLC0415
+
+    result = impact_template(
+        settings, args.name, env=os.environ, version=args.version, owner=args.owner, workers=args.workers
+    )
+    print_impact(result, fmt=args.format)
+    return 0 if result.ok else 1
+
+
 def _cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
     from coderbundle.deploy import deploy_chart  # noqa: PLC0415 - keep start-up fast
 
@@ -373,6 +383,24 @@ def _days(text: str) -> float:
     return value
 
 
+def _add_impact(sub: Any) -> None:
+    """The ``impact`` subcommand (coderbundle.rollout.impact)."""
+    p = sub.add_parser(
+        "impact", help="what a candidate version would replace or destroy in each existing workspace"
+    )
+    p.add_argument("name", metavar="NAME", help="the template")
+    p.add_argument(
+        "--version",
+        default="",
+        metavar="VERSION",
+        help="a version already pushed (default: the repository's)",
+    )
+    p.add_argument("--owner", default="", metavar="USER", help="only this user's workspaces")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--workers", type=_positive, default=2, help="workspaces planned at a time (default 2)")
+    p.set_defaults(func=_cmd_impact)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coderbundle",
@@ -416,6 +444,7 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_publish(sub)
     _add_rollout(sub)
+    _add_impact(sub)
 
     p = sub.add_parser("deploy", help="deploy the Coder server chart (helm upgrade --install)")
     p.add_argument("-f", "--values", type=Path, action="append", default=[], metavar="FILE")
@@ -521,7 +550,7 @@ def _run(argv: Sequence[str] | None) -> int:
     return func(args, settings)
 
 
-_WRITES_BUILD = frozenset({"render", "validate", "publish", "images", "changes", "diff"})
+_WRITES_BUILD = frozenset({"render", "validate", "publish", "images", "changes", "diff", "impact"})
 
 
 _VERBOSE = [False]

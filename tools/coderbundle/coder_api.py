@@ -388,6 +388,28 @@ class CoderAPI:
         body.update(changes)
         self._json("PATCH", f"/templates/{current['id']}", body)
 
+    # -- impact -----------------------------------------------------------------------
+    def evaluate_parameters(
+        self, version_id: str, owner_id: str, inputs: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """The server's evaluation of a version's parameters with ``inputs`` for an owner.
+
+        ``POST /templateversions/{id}/dynamic-parameters/evaluate`` (codersdk
+        DynamicParametersResponse); ``None`` where the server has no such endpoint.
+        """
+        path = f"/templateversions/{version_id}/dynamic-parameters/evaluate"
+        body = {"id": 0, "inputs": inputs, "owner_id": owner_id}
+        resp = self.request("POST", path, body, allow=(405,))
+        if resp.status_code in (_NOT_FOUND, 405):
+            return None
+        found: dict[str, Any] = resp.json()
+        return found
+
+    def user(self, user_id: str) -> dict[str, Any] | None:
+        """``GET /users/{id}``: name, email, login type and roles."""
+        found: dict[str, Any] | None = self._json("GET", f"/users/{user_id}")
+        return found
+
 
 def _error_text(resp: requests.Response) -> str:
     """Coder's ``{message, detail}`` error body as one line."""

@@ -53,6 +53,9 @@ class TemplateSettings:
     tools: tuple[Tool, ...] = ()
     # [upgrade] accept: upgrade-gate findings accepted on purpose ("parameter-removed:old").
     accept: tuple[str, ...] = ()
+    # [upgrade] volumes: resource types or addresses that hold data beyond upgrade_gate.VOLUME_TYPES
+    # ("terraform_data.home_volume"); `coderbundle impact` lists their replacement first.
+    volumes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,8 +84,10 @@ def _load_settings(folder: Path) -> TemplateSettings:
     known = TemplateSettings.__dataclass_fields__
     values = {k: v for k, v in data.items() if k in known}
     tools = _load_tools(path, data.get("tools", []))
-    accept = tuple(data.get("upgrade", {}).get("accept", ()))
-    return TemplateSettings(**{**values, "tags": tuple(data["tags"]), "tools": tools, "accept": accept})
+    upgrade = data.get("upgrade", {})
+    accept, volumes = tuple(upgrade.get("accept", ())), tuple(upgrade.get("volumes", ()))
+    fixed = {"tags": tuple(data["tags"]), "tools": tools, "accept": accept, "volumes": volumes}
+    return TemplateSettings(**{**values, **fixed})
 
 
 def _load_tools(path: Path, entries: object) -> tuple[Tool, ...]:

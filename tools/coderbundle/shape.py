@@ -115,8 +115,9 @@ TEMPLATE_SHAPE = Table(
         "offers": MapOf(AnyValue),
         "variables": MapOf(Table({"env": _STR, "description": _STR}, frozenset({"env"}))),
         "tools": ArrayOf(Table({"name": _STR, "check": _STR}, frozenset({"name", "check"}))),
-        # Findings of the upgrade-safety gate accepted on purpose (docs/publishing.md).
-        "upgrade": Table({"accept": ListOf(str)}),
+        # Findings of the upgrade-safety gate accepted on purpose (docs/publishing.md);
+        # volumes: resources (types or addresses) holding data, for `coderbundle impact`.
+        "upgrade": Table({"accept": ListOf(str), "volumes": ListOf(str)}),
     },
     frozenset({"display_name", "description", "icon", "tags", "image"}),
 )
