@@ -8,17 +8,21 @@ contains the token.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from coderbundle.errors import EnvError, PublishError
 
-__all__ = ["CoderAPI", "CoderAuthError", "Organization", "connect"]
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = ["CoderAPI", "CoderAuthError", "Organization", "connect", "environment_errors"]
 
 _SERVER_ERROR = 500
 _NOT_FOUND = 404
@@ -27,6 +31,7 @@ _NOT_MODIFIED = 304
 _AUTH_FAILED = (401, 403)
 _RATE_LIMITED = 429
 _PAGE = 100
+_IMPORT_POLL = 0.5
 # coderd limits some endpoints per user (uploads: 12 a minute, FilesRateLimit) and says
 # when to come back in Retry-After; a wait longer than this is not waited for.
 _MAX_RATE_WAIT = 65.0
@@ -261,6 +266,28 @@ class CoderAPI:
         found: dict[str, Any] = self._json("POST", f"/organizations/{org_id}/templateversions", body)
         return found
 
+    def import_unattached(
+        self, org_id: str, archive: bytes, variables: dict[str, str], *, label: str, timeout: float = 1800.0
+    ) -> dict[str, Any]:
+        """Upload an archive and import it as a version of no template (users never see it).
+
+        Waits for the import job; the finished version, or one line naming ``label`` when the
+        server failed or did not finish in ``timeout`` seconds.
+        """
+        version = self.import_version(org_id, self.upload(archive), variables)
+        deadline = time.monotonic() + timeout
+        while version.get("job", {}).get("status") not in ("succeeded", "failed", "canceled"):
+            if time.monotonic() > deadline:
+                msg = f"{label}: the server did not finish importing the candidate in {timeout:.0f} s"
+                raise PublishError(msg)
+            time.sleep(_IMPORT_POLL)
+            version = self.template_version(version["id"]) or version
+        if version["job"]["status"] != "succeeded":
+            error = str(version["job"].get("error") or version["job"]["status"]).splitlines()[0]
+            msg = f"{label}: the server failed to import the candidate: {error}"
+            raise PublishError(msg)
+        return version
+
     def rich_parameters(self, version_id: str) -> list[dict[str, Any]]:
         """The parameters the server extracted from a version (``/rich-parameters``)."""
         path = f"/templateversions/{version_id}/rich-parameters"
@@ -433,11 +460,21 @@ def connect(url: str, token: str, organization: str) -> tuple[CoderAPI, Organiza
         msg += "; create a token with `coder tokens create`"
         raise EnvError(msg)
     api = CoderAPI(url, token)
-    try:
+    with environment_errors():
         return api, api.organization(organization)
+
+
+@contextlib.contextmanager
+def environment_errors() -> Iterator[None]:
+    """Coder unreachable, not Coder at that URL, no such organization: exit 2 (``EnvError``).
+
+    A 5xx answer stays a failed step (``PublishError``); a rejected token stays ``CoderAuthError``.
+    """
+    try:
+        yield
     except CoderAuthError:
         raise
-    except PublishError as exc:  # no such organization, Coder unreachable, not Coder at that URL
+    except PublishError as exc:
         if ": HTTP " in str(exc):
             raise  # the server failed (5xx): a failed step, not the environment
         raise EnvError(str(exc)) from None

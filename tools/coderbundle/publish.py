@@ -34,7 +34,7 @@ from rich.table import Table
 from rich.text import Text
 
 from coderbundle import process
-from coderbundle.coder_api import CoderAPI, CoderAuthError, Organization, connect
+from coderbundle.coder_api import CoderAPI, CoderAuthError, Organization, connect, environment_errors
 from coderbundle.configured import find_tool
 from coderbundle.console import err_console
 from coderbundle.errors import CommandFailed, EnvError, PublishError
@@ -90,7 +90,6 @@ _TRANSIENT = re.compile(
 )
 _PUSH_TRIES = 4
 _RATE_WAIT = 20.0
-_IMPORT_POLL = 0.5
 _IMPORT_TIMEOUT = 1800.0
 
 
@@ -375,19 +374,9 @@ def _finding_json(finding: Finding, *, accepted: bool) -> dict[str, Any]:
 def _import_unattached(run: _Run, plan: Plan) -> dict[str, Any]:
     """Import the archive as a version of no template (what --dry-run gates); the finished version."""
     values = {**plan.variables, **{k: v for k, v in plan.secrets.items() if v is not None}}
-    version = run.api.import_version(run.org.id, run.api.upload(plan.archive), values)
-    deadline = time.monotonic() + _IMPORT_TIMEOUT
-    while version.get("job", {}).get("status") not in ("succeeded", "failed", "canceled"):
-        if time.monotonic() > deadline:
-            msg = f"{plan.name}: the server did not finish importing the candidate in {_IMPORT_TIMEOUT:.0f} s"
-            raise PublishError(msg)
-        time.sleep(_IMPORT_POLL)
-        version = run.api.template_version(version["id"]) or version
-    if version["job"]["status"] != "succeeded":
-        error = str(version["job"].get("error") or version["job"]["status"]).splitlines()[0]
-        msg = f"{plan.name}: the server failed to import the candidate: {error}"
-        raise PublishError(msg)
-    return version
+    return run.api.import_unattached(
+        run.org.id, plan.archive, values, label=plan.name, timeout=_IMPORT_TIMEOUT
+    )
 
 
 def _guarded(run: _Run, plan: Plan) -> Outcome:
@@ -525,15 +514,9 @@ def _connect(settings: Settings, sha: str, *, dry_run: bool) -> _Run:
             install_hint="install the coder CLI or set CODERBUNDLE_CODER",
         )
     api, org = connect(settings.coder_url, settings.coder_session_token, settings.coder_organization)
-    try:
+    with environment_errors():
         _check_external_auth(api, settings)
         version = str((api.buildinfo() or {}).get("version", ""))
-    except CoderAuthError:
-        raise
-    except PublishError as exc:  # no such organization, Coder unreachable, not Coder at that URL
-        if ": HTTP " in str(exc):
-            raise  # the server failed (5xx): a failed step, not the environment
-        raise EnvError(str(exc)) from None
     return _Run(api, org, settings, sha, dry_run, server_version=version)
 
 

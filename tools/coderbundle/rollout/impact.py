@@ -63,7 +63,6 @@ if TYPE_CHECKING:
 __all__ = ["ImpactResult", "WorkspaceImpact", "impact_json", "impact_template", "print_impact"]
 
 WORKERS = 2
-_IMPORT_POLL = 0.5
 _IMPORT_TIMEOUT = 900.0
 _INIT_TIMEOUT = 300
 # Parameter findings that stop a build before terraform runs: nothing to plan then.
@@ -229,18 +228,9 @@ def _repository_candidate(  # noqa: PLR0913, PLR0917 - the run's parts, handed o
         render_all(settings, [name]), settings, images=read_image_manifest(settings), env=env
     )
     secrets = {k: v for k, v in plan.secrets.items() if v is not None}
-    version = api.import_version(org.id, api.upload(plan.archive), {**plan.variables, **secrets})
-    deadline = time.monotonic() + _IMPORT_TIMEOUT
-    while version.get("job", {}).get("status") not in ("succeeded", "failed", "canceled"):
-        if time.monotonic() > deadline:
-            msg = f"{name}: the server did not finish importing the candidate in {_IMPORT_TIMEOUT:.0f} s"
-            raise PublishError(msg)
-        time.sleep(_IMPORT_POLL)
-        version = api.template_version(version["id"]) or version
-    if version["job"]["status"] != "succeeded":
-        error = str(version["job"].get("error") or version["job"]["status"]).splitlines()[0]
-        msg = f"{name}: the server failed to import the candidate: {error}"
-        raise PublishError(msg)
+    version = api.import_unattached(
+        org.id, plan.archive, {**plan.variables, **secrets}, label=name, timeout=_IMPORT_TIMEOUT
+    )
     variables, notes = _variables(api, version["id"], secrets, _sources(local))
     hidden = tuple(secrets.values())
     return Candidate(version["id"], plan.version, "repository", plan.archive, variables, hidden), notes
