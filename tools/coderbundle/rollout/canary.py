@@ -92,6 +92,7 @@ class _Canary:
     api: CoderAPI
     org_id: str
     template: str
+    template_id: str
     candidate_id: str
     timeout: float
     stop: threading.Event
@@ -99,7 +100,11 @@ class _Canary:
 
     def prove_user(self, user: str) -> bool:
         """Rebuild the user's workspaces of the template (or a fresh one); False on the first failure."""
-        found = self.api.workspaces(f"template:{self.template} owner:{user}")
+        found = [  # the search matches the name in every organization
+            ws
+            for ws in self.api.workspaces(f"template:{self.template} owner:{user}")
+            if ws.get("template_id") == self.template_id
+        ]
         if not found:
             return self.prove_fresh(user)
         for ws in found:
@@ -187,7 +192,7 @@ def run_canary(  # noqa: PLR0913 - one canary's inputs
     stop: threading.Event,
 ) -> CanaryResult:
     """Rebuild the users' workspaces on the candidate and wait for them to be healthy."""
-    run = _Canary(api, org_id, str(template["name"]), candidate_id, timeout, stop)
+    run = _Canary(api, org_id, str(template["name"]), str(template["id"]), candidate_id, timeout, stop)
     for user in users:
         if not run.prove_user(user):
             break
