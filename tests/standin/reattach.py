@@ -21,8 +21,9 @@ reattaches a provider (``coderbundle test`` only inherits the environment, and
 When the mirror has no stand-in (a real provider build), ``COMMAND`` runs as it is.
 
 ``COMMAND`` also runs with ``TF_DISABLE_PLUGIN_TLS=1`` (``FAST_ENV``): go-plugin's
-AutoMTLS made a fresh P-521 certificate on both sides of every provider start, four
-starts a case, about a sixth of the matrix's CPU time.  The plans are throwaway and
+AutoMTLS makes a fresh P-521 certificate on both sides of every provider start, four
+starts a case (15-20 % of a template's CPU time in one measurement, within the noise on a
+whole toolchain; docs/offline.md).  The plans are throwaway and
 the plugins talk over 127.0.0.1; the plans are the same with or without it.
 """
 
