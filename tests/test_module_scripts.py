@@ -93,7 +93,13 @@ CASES = (
         download=AGENTAPI,
         stopped=AGENTAPI + r"\n(.*\n)*?.*curl: \(\d+\)[^\n]*github\.com",
         prerequisites=("command -v curl", "command -v sudo"),
-        reached=(r"Running pre-install script", r"Running install script", r"Installing AgentAPI"),
+        reached=(
+            r"Running pre-install script",
+            r"Running install script",
+            # copilot 0.4.1's install.sh (Node.js >= 22 and npm checked first) finds our install
+            r"GitHub Copilot CLI already installed",
+            r"Installing AgentAPI",
+        ),
     ),
     ScriptCase(
         "aider (PyPI)",
@@ -113,7 +119,7 @@ CASES = (
         (("jupyter", "true"),),
         "module.jupyterlab[0].coder_script.jupyterlab",
         answers=("jupyter-lab --version || ~/.local/bin/jupyter-lab --version",),
-        reached=(r"(pipx|uv) is installed",),
+        reached=(r"(pipx|uv) is installed", r"jupyterlab has been installed"),
     ),
     ScriptCase(
         "claude-code (vendor installer)",
