@@ -6,10 +6,17 @@ Needs the matrix `nox -s tools` builds (terraform 1.9.8 and 1.14.8, coder provid
 2.18.0 and 2.20.0: matrix/MATRIX.json in the tools cache); the nox `bench`
 session passes the module mirror.  Measures whole ``coderbundle test`` processes:
 
-* the full matrix: one process per toolchain (4), plans and wall time of each;
-* side by side on one template and the newest toolchain: 1 worker against 2
-  (one shared ``terraform init`` per template and toolchain either way; the
-  second run finds it done, so both runs are measured warm).
+* the full matrix as ``nox -s test-templates`` runs it ("now"): one process per
+  toolchain (4), each under ``tests/standin/reattach.py`` (one kubernetes stand-in
+  process that every terraform reattaches to, no plugin AutoMTLS) with plantest's GOGC,
+  plans and wall time;
+* side by side in the same run, "before": the same processes as they ran before,
+  every terraform starting its own stand-in over AutoMTLS, Go's default GOGC=100 (the whole
+  matrix, or with ``--quick`` the newest toolchain only); the ratio of the two;
+* on one template and the newest toolchain: 1 worker against 2.
+
+Each run does its ``terraform init`` once per template and toolchain (kept
+``.terraform``, so warm after the first run); the order is before, now per toolchain.
 
 Goal (issue 22): the full matrix in <= 3 min on 2 cores.
 """
@@ -29,10 +36,18 @@ sys.path.insert(0, str(ROOT))
 
 from noxfile import matrix_toolchains  # noqa: E402
 
+REATTACH = [sys.executable, str(ROOT / "tests" / "standin" / "reattach.py"), "--"]
+# What a run did before the stand-in was reattached and GOGC raised (Go's default).
+BEFORE = {"GOGC": "100"}
 
-def run(env: dict[str, str], *args: str) -> tuple[float, int, str]:
+
+def run(env: dict[str, str], *args: str, before: bool = False) -> tuple[float, int, str]:
     """Wall time, plan count and toolchain summary of one ``coderbundle test`` run."""
     argv = [sys.executable, "-m", "coderbundle", "test", "--format", "json", *args]
+    if before:
+        env = {**env, **BEFORE}
+    else:
+        argv = [*REATTACH, *argv]
     start = time.perf_counter()
     proc = subprocess.run(
         argv, cwd=ROOT, capture_output=True, text=True, check=False, env={**os.environ, **env}
@@ -54,23 +69,38 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--template", default="nodejs", help="the template of the 1-vs-2 workers run")
+    parser.add_argument("--quick", action="store_true", help="'before' on the newest toolchain only")
     args = parser.parse_args()
     toolchains = matrix_toolchains()
     if not toolchains or not os.environ.get("CODERBUNDLE_MODULE_MIRROR"):
         raise SystemExit("bench_matrix: no plan matrix toolchains; run `nox -s tools` first")
     rows = []
-    total_start = time.perf_counter()
     for env in toolchains:
+        row: dict[str, object] = {}
+        if not args.quick or env is toolchains[-1]:
+            old, old_plans, _ = run(env, before=True)
+            row |= {"before_seconds": round(old, 1), "before_plans": old_plans}
         elapsed, plans, summary = run(env)
-        rows.append({"toolchain": summary, "plans": plans, "seconds": round(elapsed, 1)})
-    total = time.perf_counter() - total_start
+        rows.append({"toolchain": summary, "plans": plans, "seconds": round(elapsed, 1), **row})
+        if "before_plans" in row and row["before_plans"] != plans:
+            raise SystemExit(f"before and now planned different cases on {summary}")
+    total = sum(float(r["seconds"]) for r in rows)
+    compared = [r for r in rows if "before_seconds" in r]
+    before = sum(float(r["before_seconds"]) for r in compared)
+    now = sum(float(r["seconds"]) for r in compared)
     newest = toolchains[-1]
     one, n1, _ = run(newest, "--workers", "1", args.template)
     two, _, _ = run(newest, "--workers", "2", args.template)
     result = {
         "matrix": rows,
-        "matrix_plans": sum(r["plans"] for r in rows),
+        "matrix_plans": sum(int(r["plans"]) for r in rows),
         "matrix_seconds": round(total, 1),
+        "before_now": {
+            "toolchains": len(compared),
+            "before_seconds": round(before, 1),
+            "now_seconds": round(now, 1),
+            "ratio": round(before / now, 2),
+        },
         "workers": {"template": args.template, "plans": n1, "1": round(one, 1), "2": round(two, 1)},
         "cores": os.cpu_count(),
     }
@@ -78,8 +108,13 @@ def main() -> int:
         print(json.dumps(result, indent=2))
         return 0
     for row in rows:
-        print(f"{row['plans']:4d} plans  {row['seconds']:6.1f} s  {row['toolchain']}")
+        old_s = f"  (before {row['before_seconds']:6.1f} s)" if "before_seconds" in row else ""
+        print(f"{row['plans']:4d} plans  {row['seconds']:6.1f} s{old_s}  {row['toolchain']}")
     print(f"full matrix: {result['matrix_plans']} plans in {result['matrix_seconds']} s (goal <= 180 s)")
+    print(
+        f"before vs now on {len(compared)} toolchain(s): {before:.1f} s vs {now:.1f} s "
+        f"({before / now:.2f}x; before = a stand-in per terraform, AutoMTLS, GOGC=100)"
+    )
     print(f"{args.template}, {n1} plans: 1 worker {one:.1f} s, 2 workers {two:.1f} s ({one / two:.2f}x)")
     return 0
 

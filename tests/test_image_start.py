@@ -15,8 +15,8 @@ them).  Afterwards every tool the template promises (``[[tools]]`` in its
 install prerequisites must be present, both in a plain shell (what scripts
 and apps get) and in a login shell (the web terminal and SSH).
 
-Registry modules' own scripts (code-server, git-clone, the agents) are not run:
-their sources are not reachable here.  Needs a Docker daemon, the built images
+Registry modules' own scripts (code-server, JupyterLab, the agents) run in
+tests/test_module_scripts.py, rendered by a real plan.  Needs a Docker daemon, the built images
 and terraform (which evaluates the template's expressions); without one it skips
 and says which.
 """

@@ -264,7 +264,10 @@ def init_dir(directory: Path, scratch: Path, tc: Toolchain) -> Outcome | None:
         if path.is_file():
             shutil.copy2(path, scratch / path.name)
     init = [str(tc.binary), "init", "-backend=false", "-input=false", "-no-color"]
-    result = process.run(init, cwd=scratch, check=False, env=tc.env, timeout=INIT_TIMEOUT)
+    # init installs every provider from the mirror even when the caller reattaches one
+    # (TF_REATTACH_PROVIDERS): under it terraform leaves that provider out of the lock file.
+    env = {**tc.env, "TF_REATTACH_PROVIDERS": ""}
+    result = process.run(init, cwd=scratch, check=False, env=env, timeout=INIT_TIMEOUT)
     if result.returncode == 0:
         if stamp.parent.is_dir():
             stamp.write_text(tc.key, encoding="utf-8")
