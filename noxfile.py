@@ -151,19 +151,47 @@ def tools(session: nox.Session) -> None:
     session.run("python", "scripts/build_tools.py", *session.posargs)
 
 
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
 def matrix_toolchains(cache: Path = TOOLS_CACHE) -> list[dict[str, str]]:
     """The plan matrix's toolchains `nox -s tools` built: each terraform x each coder provider mirror.
 
-    ``[]`` without a built matrix (`matrix/MATRIX.json`, scripts/build_tools.py).
+    Oldest terraform first, then the lowest provider first; ``[]`` without a built matrix
+    (`matrix/MATRIX.json`, scripts/build_tools.py).
     """
+    return [env for env, _ in _matrix(cache)]
+
+
+def matrix_schedule(cache: Path = TOOLS_CACHE) -> list[tuple[dict[str, str], tuple[str, ...]]]:
+    """What `test-templates` plans on each toolchain: (environment, extra `coderbundle test` arguments).
+
+    Every choice (every agent, repository, dotfiles, option, pairwise) on the oldest terraform
+    with the lowest coder provider and on the newest terraform with the highest, so each
+    choice meets both ends of both ranges; the two mixed pairs plan the defaults and every
+    preset, start and stop (`--no-choices`).  `scripts/bench_matrix.py` measures it against
+    every choice on all four.
+    """
+    found = _matrix(cache)
+    if not found:
+        return []
+    ends = {(found[0][1][0], found[0][1][1]), (found[-1][1][0], found[-1][1][1])}
+    return [(env, () if key in ends else ("--no-choices",)) for env, key in found]
+
+
+def _matrix(cache: Path) -> list[tuple[dict[str, str], tuple[str, str]]]:
     try:
         data = json.loads((cache / "matrix" / "MATRIX.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
     return [
-        {"CODERBUNDLE_TERRAFORM": str(cache / tf), "CODERBUNDLE_PROVIDER_MIRROR": str(cache / mirror)}
-        for tf in data["terraform"].values()
-        for mirror in data["provider_mirrors"].values()
+        (
+            {"CODERBUNDLE_TERRAFORM": str(cache / tf), "CODERBUNDLE_PROVIDER_MIRROR": str(cache / mirror)},
+            (tf_version, provider),
+        )
+        for tf_version, tf in sorted(data["terraform"].items(), key=lambda kv: _version(kv[0]))
+        for provider, mirror in sorted(data["provider_mirrors"].items(), key=lambda kv: _version(kv[0]))
     ]
 
 
@@ -177,7 +205,8 @@ def _no_toolchain_reason() -> str:
 @nox.session(name="test-templates")
 def test_templates(session: nox.Session) -> None:
     """Plan every template x (presets, defaults, every agent and option) x start/stop, and check the
-    invariants, on the oldest and newest terraform x the lowest and highest coder provider."""
+    invariants, on the oldest and newest terraform and the lowest and highest coder provider
+    (every choice on both ends of both ranges; defaults and presets on the mixed pairs)."""
     # Plain `nox` on a fresh machine skips with the reason; CI (CI=true) must have the toolchain.
     if (reason := _no_toolchain_reason()) and os.environ.get("CI", "").lower() != "true":
         session.skip(reason)
@@ -186,9 +215,9 @@ def test_templates(session: nox.Session) -> None:
     # One kubernetes stand-in process per toolchain run, reattached by every terraform
     # (tests/standin/reattach.py; runs the command as it is when the mirror has no stand-in).
     reattach = ("python", "tests/standin/reattach.py", "--")
-    for toolchain in matrix_toolchains() or [{}]:
+    for toolchain, extra in matrix_schedule() or [({}, ())]:
         session.env.update(toolchain)
-        session.run(*reattach, "python", "-m", "coderbundle", "test", *session.posargs, stderr=None)
+        session.run(*reattach, "python", "-m", "coderbundle", "test", *extra, *session.posargs, stderr=None)
 
 
 @nox.session

@@ -1,24 +1,27 @@
-"""Benchmark the full plan matrix: every template x every choice x start/stop on every toolchain.
+"""Benchmark the plan matrix: every template x every choice x start/stop across the toolchains.
 
-    python scripts/bench_matrix.py [--json] [--template NAME]
+    python scripts/bench_matrix.py [--json] [--template NAME] [--all-before]
 
 Needs the matrix `nox -s tools` builds (terraform 1.9.8 and 1.14.8, coder provider
 2.18.0 and 2.20.0: matrix/MATRIX.json in the tools cache); the nox `bench`
-session passes the module mirror.  Measures whole ``coderbundle test`` processes:
+session passes the module mirror.  Measures whole ``coderbundle test`` processes,
+side by side in one run:
 
-* the full matrix as ``nox -s test-templates`` runs it ("now"): one process per
-  toolchain (4), each under ``tests/standin/reattach.py`` (one kubernetes stand-in
-  process that every terraform reattaches to, no plugin AutoMTLS) with plantest's GOGC,
-  plans and wall time;
-* side by side in the same run, "before": the same processes as they ran before,
-  every terraform starting its own stand-in over AutoMTLS, Go's default GOGC=100 (the whole
-  matrix, or with ``--quick`` the newest toolchain only); the ratio of the two;
+* "schedule": what ``nox -s test-templates`` runs (noxfile.matrix_schedule): every
+  choice on the two ends (oldest terraform + lowest provider, newest + highest), the
+  defaults and presets on the two mixed pairs; one process per toolchain under
+  ``tests/standin/reattach.py`` (one kubernetes stand-in that every terraform reattaches
+  to) with plantest's GOGC;
+* "every choice on all four": the mixed pairs with every choice too (the ends are the
+  schedule's runs), the product the schedule stands for;
+* "before" on the newest toolchain (``--all-before``: all four): every terraform starting
+  its own stand-in over AutoMTLS, Go's default GOGC=100; the ratio to the same runs now;
 * on one template and the newest toolchain: 1 worker against 2.
 
 Each run does its ``terraform init`` once per template and toolchain (kept
-``.terraform``, so warm after the first run); the order is before, now per toolchain.
+``.terraform``, so warm after the first run).
 
-Goal (issue 22): the full matrix in <= 3 min on 2 cores.
+Goal (issue 22): the matrix in <= 3 min on 2 cores.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from noxfile import matrix_toolchains  # noqa: E402
+from noxfile import matrix_schedule  # noqa: E402
 
 REATTACH = [sys.executable, str(ROOT / "tests" / "standin" / "reattach.py"), "--"]
 # What a run did before the stand-in was reattached and GOGC raised (Go's default).
@@ -69,32 +72,43 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--template", default="nodejs", help="the template of the 1-vs-2 workers run")
-    parser.add_argument("--quick", action="store_true", help="'before' on the newest toolchain only")
+    parser.add_argument("--all-before", action="store_true", help="'before' on every toolchain")
     args = parser.parse_args()
-    toolchains = matrix_toolchains()
-    if not toolchains or not os.environ.get("CODERBUNDLE_MODULE_MIRROR"):
+    schedule = matrix_schedule()
+    if not schedule or not os.environ.get("CODERBUNDLE_MODULE_MIRROR"):
         raise SystemExit("bench_matrix: no plan matrix toolchains; run `nox -s tools` first")
     rows = []
-    for env in toolchains:
-        row: dict[str, object] = {}
-        if not args.quick or env is toolchains[-1]:
-            old, old_plans, _ = run(env, before=True)
+    for env, extra in schedule:
+        elapsed, plans, summary = run(env, *extra)
+        row: dict[str, object] = {"toolchain": summary, "choices": not extra, "plans": plans}
+        row["seconds"] = round(elapsed, 1)
+        if extra:  # a mixed pair: what every choice would cost there
+            full, full_plans, _ = run(env)
+            row |= {"all_choices_seconds": round(full, 1), "all_choices_plans": full_plans}
+        if args.all_before or env is schedule[-1][0]:
+            old, old_plans, _ = run(env, *extra, before=True)
             row |= {"before_seconds": round(old, 1), "before_plans": old_plans}
-        elapsed, plans, summary = run(env)
-        rows.append({"toolchain": summary, "plans": plans, "seconds": round(elapsed, 1), **row})
-        if "before_plans" in row and row["before_plans"] != plans:
-            raise SystemExit(f"before and now planned different cases on {summary}")
-    total = sum(float(r["seconds"]) for r in rows)
+            if old_plans != plans:
+                raise SystemExit(f"before and now planned different cases on {summary}")
+        rows.append(row)
+    seconds = sum(float(r["seconds"]) for r in rows)
+    plans_total = sum(int(r["plans"]) for r in rows)
+    product_seconds = sum(float(r.get("all_choices_seconds", r["seconds"])) for r in rows)
+    product_plans = sum(int(r.get("all_choices_plans", r["plans"])) for r in rows)
     compared = [r for r in rows if "before_seconds" in r]
     before = sum(float(r["before_seconds"]) for r in compared)
     now = sum(float(r["seconds"]) for r in compared)
-    newest = toolchains[-1]
+    newest = schedule[-1][0]
     one, n1, _ = run(newest, "--workers", "1", args.template)
     two, _, _ = run(newest, "--workers", "2", args.template)
     result = {
         "matrix": rows,
-        "matrix_plans": sum(int(r["plans"]) for r in rows),
-        "matrix_seconds": round(total, 1),
+        "schedule": {"plans": plans_total, "seconds": round(seconds, 1)},
+        "every_choice_on_all_four": {
+            "plans": product_plans,
+            "seconds": round(product_seconds, 1),
+            "ratio": round(product_seconds / seconds, 2),
+        },
         "before_now": {
             "toolchains": len(compared),
             "before_seconds": round(before, 1),
@@ -108,9 +122,17 @@ def main() -> int:
         print(json.dumps(result, indent=2))
         return 0
     for row in rows:
-        old_s = f"  (before {row['before_seconds']:6.1f} s)" if "before_seconds" in row else ""
-        print(f"{row['plans']:4d} plans  {row['seconds']:6.1f} s{old_s}  {row['toolchain']}")
-    print(f"full matrix: {result['matrix_plans']} plans in {result['matrix_seconds']} s (goal <= 180 s)")
+        what = "every choice" if row["choices"] else "defaults + presets"
+        extra = f"  (every choice: {row['all_choices_seconds']} s)" if "all_choices_seconds" in row else ""
+        old_s = f"  (before: {row['before_seconds']} s)" if "before_seconds" in row else ""
+        print(
+            f"{row['plans']:4d} plans  {row['seconds']:6.1f} s  {what:18}{extra}{old_s}  {row['toolchain']}"
+        )
+    print(f"schedule (nox -s test-templates): {plans_total} plans in {seconds:.1f} s (goal <= 180 s)")
+    print(
+        f"every choice on all four toolchains: {product_plans} plans in {product_seconds:.1f} s "
+        f"({product_seconds / seconds:.2f}x the schedule)"
+    )
     print(
         f"before vs now on {len(compared)} toolchain(s): {before:.1f} s vs {now:.1f} s "
         f"({before / now:.2f}x; before = a stand-in per terraform, AutoMTLS, GOGC=100)"

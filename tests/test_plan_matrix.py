@@ -9,6 +9,8 @@ import runpy
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from coderbundle import plan_matrix, plantest
 from coderbundle.plan_matrix import Factor, choice_rows, factors, pairwise
 
@@ -114,3 +116,30 @@ def test_the_pins_span_exactly_the_versions_the_matrix_plans():
     assert oldest == versions["terraform"]["version"]
     assert versions["terraform"]["required_version"] == ">= " + ".".join(oldest.split(".")[:2])
     assert tuple(map(int, newest.split("."))) < (1, 14, 9)  # Coder v2.30.0's maxTerraformVersion
+
+
+def test_the_schedule_plans_every_choice_on_both_ends_of_both_ranges(tmp_path):
+    from test_ci_pipelines import _load_noxfile  # noqa: PLC0415 - nox registers a noxfile once
+
+    pytest.importorskip("nox", reason="nox is not installed here (it is in the test dependency group)")
+    matrix = tmp_path / "matrix"
+    matrix.mkdir()
+    # Lexical order is not version order: 1.14.8 sorts before 1.9.8 as text.
+    (matrix / "MATRIX.json").write_text(
+        json.dumps(
+            {
+                "terraform": {"1.14.8": "terraform/1.14.8/terraform", "1.9.8": "terraform/1.9.8/terraform"},
+                "provider_mirrors": {"2.20.0": "matrix/coder-2.20.0", "2.18.0": "matrix/coder-2.18.0"},
+            }
+        )
+    )
+    schedule = [
+        (Path(env["CODERBUNDLE_TERRAFORM"]).parent.name, Path(env["CODERBUNDLE_PROVIDER_MIRROR"]).name, extra)
+        for env, extra in _load_noxfile().matrix_schedule(tmp_path)
+    ]
+    assert schedule == [
+        ("1.9.8", "coder-2.18.0", ()),
+        ("1.9.8", "coder-2.20.0", ("--no-choices",)),
+        ("1.14.8", "coder-2.18.0", ("--no-choices",)),
+        ("1.14.8", "coder-2.20.0", ()),
+    ]
