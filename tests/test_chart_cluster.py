@@ -77,6 +77,31 @@ def installed(api: KubeAPI, values: dict[str, Any], chart: Path = CHART) -> Iter
             yield [b for b in yaml.safe_load_all(release["manifest"]) if b]
         finally:
             config.uninstall(RELEASE)
+            guard_gone(api)
+
+
+def guard_decides(api: KubeAPI) -> bool:
+    """Whether a namespace guard refuses coderd an unlabelled workspace namespace (dry run).
+
+    As coderd's ServiceAccount in ``system:masters``: RBAC lets the request through with or
+    without a release, so what refuses it can only be admission.
+    """
+    probe = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "coder-ws-guard-probe"}}
+    answer = api.apply(probe, as_user=CODERD, as_group="system:masters", dry_run=True)
+    return "ValidatingAdmissionPolicy" in answer.text
+
+
+def guard_gone(api: KubeAPI, timeout: float = 60) -> None:
+    """Wait until the admission plugin has dropped the uninstalled release's namespace guard.
+
+    It reads policies through an informer: for moments after ``helm uninstall`` the deleted
+    policy (or, after a reinstall with other values, its old version) still decides (seen
+    in CI).
+    """
+    deadline = time.monotonic() + timeout
+    while guard_decides(api):
+        assert time.monotonic() < deadline, "the uninstalled namespace guard still decides"
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -289,11 +314,16 @@ def guarded(crds: KubeAPI) -> Iterator[KubeAPI]:
     values = values_for("defaults") | {"rbac": {"workloadNamespaces": {"shared": ["team"]}}}
     with installed(crds, values):
         # The admission plugin sees a new policy and binding through its informers: wait until
-        # it refuses what the guard refuses (dry run: nothing is created).
+        # it refuses what this install's guard refuses and allows what only it allows (the
+        # shared namespace `team`), dry runs that create nothing.
         deadline = time.monotonic() + 60
-        while crds.apply(workload_namespace("guard-probe"), as_user=CODERD, dry_run=True).ok:
+        while (
+            crds.apply(workload_namespace("guard-probe"), as_user=CODERD, dry_run=True).ok
+            or not crds.apply(developer_binding("team", SHARED_DEVELOPER), as_user=CODERD, dry_run=True).ok
+        ):
             assert time.monotonic() < deadline, "the namespace guard never took effect"
             time.sleep(0.5)
+        assert guard_decides(crds)  # the probe guard_gone waits on sees a guard that is there
         yield crds
 
 
