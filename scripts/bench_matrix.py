@@ -11,7 +11,7 @@ side by side in one run:
   choice on the two ends (oldest terraform + lowest provider, newest + highest), the
   defaults and presets on the two mixed pairs; one process per toolchain under
   ``tests/standin/reattach.py`` (one kubernetes stand-in that every terraform reattaches
-  to) with plantest's GOGC;
+  to) with terraform.plan_json's GOGC;
 * "every choice on all four": the mixed pairs with every choice too (the ends are the
   schedule's runs), the product the schedule stands for;
 * "before" on the newest toolchain (``--all-before``: all four): every terraform starting

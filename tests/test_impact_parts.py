@@ -177,7 +177,7 @@ STATE = {
         {
             "mode": "data",
             "type": "coder_external_auth",
-            "instances": [{"attributes": {"id": "gitlab", "access_token": "glpat-abcdef"}}],
+            "instances": [{"attributes": {"id": "gitlab", "access_token": "fake-gitlab-access-token"}}],
         },
         {
             "mode": "managed",
@@ -201,7 +201,7 @@ def test_the_provisioner_environment_is_the_real_workspace_and_the_last_build():
     assert env["CODER_WORKSPACE_OWNER_EMAIL"] == "alice@example.com"
     assert env["CODER_WORKSPACE_OWNER_GROUPS"] == '["Everyone"]'
     assert env["CODER_WORKSPACE_OWNER_RBAC_ROLES"] == '[{"name": "member", "org_id": "o"}]'
-    assert env["CODER_EXTERNAL_AUTH_ACCESS_TOKEN_gitlab"] == "glpat-abcdef"  # noqa: S105 - test data
+    assert env["CODER_EXTERNAL_AUTH_ACCESS_TOKEN_gitlab"] == "fake-gitlab-access-token"  # noqa: S105 - test data
     digest = hashlib.sha256(b"volume_name").hexdigest()
     assert env[f"CODER_PARAMETER_{digest}"] == "data"
     assert env[f"CODER_PARAMETER_PREVIOUS_{digest}"] == "old"
@@ -224,7 +224,7 @@ def test_state_secrets_are_every_token_and_key():
     assert state_secrets(STATE) == {
         "owner-session-token-123",
         "-----BEGIN KEY-----",
-        "glpat-abcdef",
+        "fake-gitlab-access-token",
         "agent-token-abcdef",
     }
 

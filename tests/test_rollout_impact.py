@@ -416,7 +416,7 @@ resource "terraform_data" "uses_key" {
 def test_a_sensitive_variable_reaches_the_plan_and_is_never_printed(
     coder, tmp_path, capsys, caplog, monkeypatch
 ):
-    secret = "sk-impact-SECRET-value-0123456789"  # noqa: S105 - test data
+    secret = "fake-impact-variable-value-0123456789"  # noqa: S105 - test data
     monkeypatch.setenv("IMPACT_TEST_API_KEY", secret)
     root = candidate(coder, tmp_path)
     folder = root / "templates" / NAME

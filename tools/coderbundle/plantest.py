@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from coderbundle import invariants, plan_matrix, process, terraform
+from coderbundle import invariants, plan_matrix, terraform
 from coderbundle.console import err_console
 from coderbundle.errors import ToolError, UsageError
 
@@ -38,10 +37,6 @@ TRANSITIONS = ("start", "stop")
 PLAN_TIMEOUT = 300
 # 2 plans at a time on 2 cores; 3 was slower there (scripts/bench_matrix.py).
 WORKERS = 2
-# Terraform and the coder provider are short-lived Go processes here: collecting garbage at
-# 400 % heap growth instead of Go's 100 % cut a template's plan time by about a third
-# (nodejs, 24 plans: 26.7 s -> 18.3 s on 2 cores).  GOGC in the environment wins.
-GO_GC = "400"
 
 
 @dataclass(frozen=True)
@@ -134,29 +129,9 @@ def provisioner_env(case: Case) -> dict[str, str]:
 def _plan(scratch: Path, case: Case, tc: terraform.Toolchain) -> dict[str, Any] | str:
     """``terraform show -json`` of the case's plan, or terraform's first error."""
     out = scratch / f"{hashlib.sha256(case.label.encode()).hexdigest()[:16]}.tfplan"
-    env = {"GOGC": os.environ.get("GOGC", GO_GC), **tc.env, **provisioner_env(case)}
-    argv = [
-        str(tc.binary),
-        "plan",
-        "-input=false",
-        "-no-color",
-        "-lock=false",
-        "-refresh=false",
-        f"-out={out.name}",
-        *(f"-var={name}={value}" for name, value in case.variables),
-    ]
-    done = process.run(argv, cwd=scratch, check=False, env=env, timeout=PLAN_TIMEOUT)
-    if done.returncode != 0:
-        return terraform.first_error(done.stderr + done.stdout)
-    shown = process.run(
-        [str(tc.binary), "show", "-json", out.name], cwd=scratch, check=False, env=env, timeout=PLAN_TIMEOUT
+    return terraform.plan_json(
+        tc, scratch, out, env=provisioner_env(case), variables=case.variables, timeout=PLAN_TIMEOUT
     )
-    out.unlink(missing_ok=True)
-    try:
-        data: dict[str, Any] = json.loads(shown.stdout)
-    except ValueError:
-        return f"terraform show printed no JSON: {terraform.first_error(shown.stderr)}"
-    return data
 
 
 def _presets(plan: dict[str, Any]) -> list[tuple[str, tuple[tuple[str, str], ...]]]:

@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from coderbundle import process, terraform
+from coderbundle import terraform
 from coderbundle.plantest import parameter_env
 from coderbundle.upgrade_gate import VOLUME_TYPES
 
@@ -241,33 +241,17 @@ def plan_workspace(  # noqa: PLR0913 - keyword-only inputs of one plan
     state_file = folder / "terraform.tfstate"
     state_file.touch(mode=0o600)
     state_file.write_bytes(state)
-    out = folder / "impact.tfplan"
-    argv = [
-        str(tc.binary),
-        "plan",
-        "-input=false",
-        "-no-color",
-        "-lock=false",
-        "-refresh=false",
-        f"-state={state_file}",
-        f"-out={out}",
-        *(f"-var={name}={value}" for name, value in sorted(variables.items())),
-    ]
     hidden = [*secrets, *(v for k, v in env.items() if len(v) >= _SHORTEST_SECRET and _SECRET_KEY.search(k))]
-    full_env = {**tc.env, **env}
-    done = process.run(argv, cwd=config, check=False, env=full_env, secrets=hidden, timeout=PLAN_TIMEOUT)
-    if done.returncode != 0:
-        return f"terraform plan failed: {terraform.first_error(done.stderr + done.stdout)}"
-    shown = process.run(
-        [str(tc.binary), "show", "-json", str(out)],
-        cwd=config,
-        check=False,
-        env=full_env,
+    found = terraform.plan_json(
+        tc,
+        config,
+        folder / "impact.tfplan",
+        env=env,
+        variables=sorted(variables.items()),
+        state=state_file,
         secrets=hidden,
         timeout=PLAN_TIMEOUT,
     )
-    try:
-        data: dict[str, Any] = json.loads(shown.stdout)
-    except ValueError:
-        return f"terraform show printed no JSON: {terraform.first_error(shown.stderr)}"
-    return data
+    if isinstance(found, str) and not found.startswith("terraform show"):
+        return f"terraform plan failed: {found}"
+    return found
