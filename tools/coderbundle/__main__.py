@@ -256,12 +256,21 @@ class _SubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]  # noqa
 
 def _positive(text: str) -> int:
     """An argparse type: a whole number of at least 1."""
+    return int(_at_least(text, 1, int, "a whole number of at least 1"))
+
+
+def _days(text: str) -> float:
+    """An argparse type: a number of days, 0 or more."""
+    return _at_least(text, 0, float, "a number of days (0 or more)")
+
+
+def _at_least(text: str, minimum: float, cast: Callable[[str], float], what: str) -> float:
     try:
-        value = int(text)
+        value = cast(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        msg = f"expected a whole number of at least 1, got {text!r}"
+        value = minimum - 1
+    if value < minimum:
+        msg = f"expected {what}, got {text!r}"
         raise argparse.ArgumentTypeError(msg)
     return value
 
@@ -369,18 +378,6 @@ def _cmd_diff(args: argparse.Namespace, settings: Settings) -> int:
     from coderbundle.rollout.commands import diff_command  # noqa: PLC0415
 
     return diff_command(settings, args.name, env=os.environ, fmt=args.format, exit_code=args.exit_code)
-
-
-def _days(text: str) -> float:
-    """An argparse type: a number of days, 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        msg = f"expected a number of days (0 or more), got {text!r}"
-        raise argparse.ArgumentTypeError(msg)
-    return value
 
 
 def _add_impact(sub: Any) -> None:
