@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tomllib
 from pathlib import Path
 
@@ -13,6 +14,18 @@ from bundle_files import copy_settings
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def pytest_configure(config):
+    """Give SIGINT back its default when the suite was started with it ignored.
+
+    A shell ignores SIGINT in the jobs it starts in the background (`nox -s tests &`,
+    nohup), and an ignored signal is inherited: the coderbundle processes the Ctrl-C
+    tests start would never see the Ctrl-C they send.  A terminal gives them the default.
+    """
+    del config
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -940,6 +940,14 @@ def test_what_only_terraform_rejects_is_a_finding_and_keeps_the_other_results(tm
     assert by_name["good"]["problems"] == []
 
 
+def test_the_ctrl_c_tests_children_get_sigint_as_a_terminal_gives_it():
+    # Started in the background (`nox -s tests &`) the suite inherits an ignored SIGINT;
+    # its children would too, and the Ctrl-C tests would time out instead of testing.
+    probe = "import signal; print(signal.getsignal(signal.SIGINT).__name__)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "default_int_handler"
+
+
 @pytest.mark.usefixtures("quiet_env")
 def test_interrupt_exits_130_and_leaves_nothing_half_written(bundle):
     root = bundle("good")
