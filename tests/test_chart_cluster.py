@@ -334,40 +334,8 @@ def test_upgrade_from_1_1_0_keeps_existing_workspaces_working(crds, tmp_path):
             config.uninstall(RELEASE, ignore_not_found=True)
 
 
-# The `helm` that `coderbundle deploy` runs, for a machine without the CLI: its three
-# subcommands done by Helm's SDK against the kubeconfig deploy hands it (the same Go actions the
-# CLI runs; `--wait` is dropped: nothing is scheduled here).
-HELM_VIA_SDK = """
-import json, os, sys
-import helm_python as helm
-from coderbundle.deploy import load_values
-from pathlib import Path
-
-args = sys.argv[1:]
-def opt(name):
-    return args[args.index(name) + 1] if name in args else None
-namespace = opt("--namespace")
-with helm.Config(kubeconfig_path=os.environ["KUBECONFIG"], namespace=namespace) as config:
-    if args[0] == "list":
-        # `helm list --output json`'s fields (helm's cmd/helm/list.go releaseElement).
-        print(json.dumps([
-            {"name": r["name"], "namespace": r["namespace"], "revision": str(r["revision"]),
-             "status": r["status"], "chart": f"{r['chart_name']}-{r['chart_version']}",
-             "app_version": r["app_version"]}
-            for r in config.list(name_filter=opt("--filter"))
-        ]))
-    elif args[0] == "status":
-        try:
-            config.status(args[1])
-        except helm.HelmError:
-            sys.exit(1)
-    elif args[:2] == ["upgrade", "--install"]:
-        files = [Path(args[i + 1]) for i, a in enumerate(args) if a == "--values"]
-        with helm.Chart.load(args[3]) as chart:
-            config.upgrade(chart, args[2], load_values(files), namespace=namespace)
-    else:
-        sys.exit(f"helm {args[0]}: not done by this stand-in")
-"""
+# The `helm` deploy runs: tests/standin/helm_cli.py (Helm's SDK behind the CLI's interface).
+HELM_CLI = Path(__file__).resolve().parent / "standin" / "helm_cli.py"
 
 
 def test_deploy_warns_when_the_installed_release_crosses_changed_defaults(crds, tmp_path):
@@ -379,7 +347,7 @@ def test_deploy_warns_when_the_installed_release_crosses_changed_defaults(crds, 
     values = values_for("defaults")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "helm").write_text(f"#!{sys.executable}\n{HELM_VIA_SDK}")
+    (bin_dir / "helm").write_text(f"#!{sys.executable}\n" + HELM_CLI.read_text(encoding="utf-8"))
     (bin_dir / "helm").chmod(0o755)
     env = {
         **os.environ,
