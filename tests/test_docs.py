@@ -67,24 +67,67 @@ CODERBUNDLE_SESSIONS = {
 KNOWN: dict[tuple[str, ...], set[str]] = {
     ("coder", "login"): {"--first-user-username", "--first-user-email", "--first-user-password", "--token"},
     ("coder", "users", "create"): {
-        "-u", "--username", "-e", "--email", "-n", "--full-name", "-p", "--password",
-        "--login-type", "--service-account", "-O", "--org",
+        "-u",
+        "--username",
+        "-e",
+        "--email",
+        "-n",
+        "--full-name",
+        "-p",
+        "--password",
+        "--login-type",
+        "--service-account",
+        "-O",
+        "--org",
     },
     ("coder", "users", "edit-roles"): {"--roles", "-y", "--yes"},
     ("coder", "tokens", "create"): {
-        "--lifetime", "-n", "--name", "-u", "--user", "--scope", "--allow", "-o", "--output",
+        "--lifetime",
+        "-n",
+        "--name",
+        "-u",
+        "--user",
+        "--scope",
+        "--allow",
+        "-o",
+        "--output",
     },
     ("coder", "create"): {
-        "-t", "--template", "--template-version", "--preset", "--parameter", "--parameter-default",
-        "--rich-parameter-file", "--start-at", "--stop-after", "--automatic-updates",
-        "--copy-parameters-from", "-y", "--yes", "-O", "--org",
+        "-t",
+        "--template",
+        "--template-version",
+        "--preset",
+        "--parameter",
+        "--parameter-default",
+        "--rich-parameter-file",
+        "--start-at",
+        "--stop-after",
+        "--automatic-updates",
+        "--copy-parameters-from",
+        "-y",
+        "--yes",
+        "-O",
+        "--org",
     },
     ("coder", "ssh"): {"--stdio", "-A", "--forward-agent", "-R", "--remote-forward", "-e", "--env"},
     ("coder", "delete"): {"-y", "--yes", "--orphan"},
     ("coder", "templates", "delete"): {"-y", "--yes", "-O", "--org"},
     ("coder", "templates", "push"): {
-        "-d", "--directory", "-y", "--yes", "--name", "-m", "--message", "--variable", "--var",
-        "--variables-file", "--provisioner-tag", "--activate", "--ignore-lockfile", "-O", "--org",
+        "-d",
+        "--directory",
+        "-y",
+        "--yes",
+        "--name",
+        "-m",
+        "--message",
+        "--variable",
+        "--var",
+        "--variables-file",
+        "--provisioner-tag",
+        "--activate",
+        "--ignore-lockfile",
+        "-O",
+        "--org",
     },
     ("kubectl", "exec"): {"-i", "-t", "-it", "--stdin", "--tty", "-c", "--container"},
     ("kubectl", "create", "namespace"): set(),
@@ -103,16 +146,61 @@ GLOBAL_FLAGS = {
     "helm": {"-n", "--namespace", "--kube-context"},
 }
 VALUE_FLAGS = {
-    "coder": {"-u", "--username", "-e", "--email", "-n", "--name", "--login-type", "--roles", "--user",
-              "--lifetime", "-t", "--template", "--preset", "--parameter", "-d", "--directory",
-              "-m", "--message", "--variable", "--variables-file", "-O", "--org"},
-    "kubectl": {"-n", "--namespace", "--context", "--from-literal", "--from-file", "-o", "-l", "--tail",
-                "-c"},
+    "coder": {
+        "-u",
+        "--username",
+        "-e",
+        "--email",
+        "-n",
+        "--name",
+        "--login-type",
+        "--roles",
+        "--user",
+        "--lifetime",
+        "-t",
+        "--template",
+        "--preset",
+        "--parameter",
+        "-d",
+        "--directory",
+        "-m",
+        "--message",
+        "--variable",
+        "--variables-file",
+        "-O",
+        "--org",
+    },
+    "kubectl": {
+        "-n",
+        "--namespace",
+        "--context",
+        "--from-literal",
+        "--from-file",
+        "-o",
+        "-l",
+        "--tail",
+        "-c",
+    },
     "helm": {"-n", "--namespace", "--kube-context", "--timeout"},
 }
 # Programs the docs may call; anything else is a typo or a tool nobody installs.
-PROGRAMS = {"nox", "coder", "kubectl", "helm", "curl", "docker", "terraform", "python3", "python", "git",
-            "mkdir", "chmod", "cat", "export", "cd"}
+PROGRAMS = {
+    "nox",
+    "coder",
+    "kubectl",
+    "helm",
+    "curl",
+    "docker",
+    "terraform",
+    "python3",
+    "python",
+    "git",
+    "mkdir",
+    "chmod",
+    "cat",
+    "export",
+    "cd",
+}
 # coderbundle commands that render the chart: without -f the chart's defaults lack a database
 # (coder.database), so they fail as written.
 NEED_VALUES_FILE = {"deploy", "vault-setup"}
@@ -372,7 +460,80 @@ def test_offline_block_runs_as_written(block, doc_repo):
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     proc = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", block.script()],
-        cwd=doc_repo, env=env, capture_output=True, text=True, check=False, timeout=900,
+        cwd=doc_repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
     )
     output = f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     assert proc.returncode == 0, f"{block.doc}:\n{block.script()}\n{output}"
+
+
+# --- what the docs claim about the tool stays true (issue 21, item 10) -----------------------------
+
+
+# Where validate would read a suppression comment from a template, were there one.
+_FINDING_CODE = ("validate.py", "findings.py", "hcl.py", "schema.py", "schema_blocks.py", "schema_values.py")
+
+
+def _code_suppresses_findings() -> bool:
+    """Whether validate honours an in-source suppression: a string it looks for in a template."""
+    quoted = re.compile(r"[\"'][^\"'\n]*\b(?:suppress\w*|noqa|ignore|disable)\b[^\"'\n]*[\"']", re.IGNORECASE)
+    package = REPO / "tools" / "coderbundle"
+    sources = [package / name for name in _FINDING_CODE] + sorted((package / "rules").glob("*.py"))
+    return any(quoted.search(p.read_text(encoding="utf-8")) for p in sources)
+
+
+def test_rules_md_mentions_no_suppressions_the_code_does_not_have():
+    text = (REPO / "docs" / "rules.md").read_text(encoding="utf-8")
+    assert not _code_suppresses_findings(), "validate reads suppressions now: document them in rules.md"
+    mentions = [m.group(0) for m in re.finditer(r"[^.(]*\bsuppress\w*[^.)]*", text, re.IGNORECASE)]
+    # The one allowed mention says there are none.
+    claims = [m for m in mentions if not re.search(r"\bno\b[^.]*\bsuppressions\b", m, re.IGNORECASE)]
+    assert not claims, f"docs/rules.md mentions suppressions validate does not implement: {claims[0]!r}"
+
+
+def test_values_files_are_given_with_the_secrets_last(tmp_path):
+    """Later -f files win (chart_values, as Helm): the docs name the secrets file after the values."""
+    from coderbundle.chart_values import read_and_check  # noqa: PLC0415
+    from coderbundle.errors import ToolError  # noqa: PLC0415
+
+    first, last = tmp_path / "coder.yaml", tmp_path / "secrets.yaml"
+    first.write_text("coder:\n  oidc:\n    clientSecret: from-the-values\n")
+    last.write_text("coder:\n  oidc:\n    clientSecret: from-the-secrets\n")
+    own, _ = read_and_check([first, last], REPO / "chart", error=ToolError)
+    assert own["coder"]["oidc"]["clientSecret"] == "from-the-secrets"
+    checked = 0
+    for doc in RUN_DOCS:
+        for line in (REPO / doc).read_text(encoding="utf-8").splitlines():
+            files = re.findall(r"(?:^|\s)-f\s+(\S+)", line)
+            if len(files) < 2 or not any("secret" in f for f in files):
+                continue
+            checked += 1
+            secrets = [i for i, f in enumerate(files) if "secret" in f]
+            assert secrets[-1] == len(files) - 1, (
+                f"{doc}: the secrets file must come last (later wins): {line}"
+            )
+            assert secrets[0] > 0, f"{doc}: the values come before the secrets: {line}"
+    assert checked, "no documented command gives a values and a secrets file"
+
+
+def test_templates_md_does_not_say_the_providers_cannot_be_downloaded():
+    text = (REPO / "docs" / "templates.md").read_text(encoding="utf-8")
+    assert "cannot be downloaded in this environment" not in text
+    assert not re.search(r"\bin this environment\b", text), "say where: without the registries or the mirrors"
+
+
+def test_the_project_changelog_has_an_unreleased_section():
+    path = REPO / "CHANGELOG.md"
+    assert path.is_file(), "CHANGELOG.md is missing"
+    text = path.read_text(encoding="utf-8")
+    assert re.search(r"^## \[?Unreleased\]?\s*$", text, re.MULTILINE), (
+        "CHANGELOG.md: no '## Unreleased' section"
+    )
+    unreleased = re.split(r"^## ", text, flags=re.MULTILINE)[1]
+    assert re.search(r"^### (Added|Changed|Fixed|Removed)", unreleased, re.MULTILINE), (
+        "an empty Unreleased section"
+    )

@@ -150,3 +150,108 @@ def test_the_mode_without_coder_says_what_it_is_and_the_docs_explain_it(bundle):
     proc = cli(bundle("good"), "publish", "--format", "json", CODERBUNDLE_TERRAFORM_VALIDATE="never")
     assert json.loads(proc.stdout)["mode"] == "plan-only"
     assert "`plan-only` (no `CODER_URL`" in (REPO / "docs" / "publishing.md").read_text()
+
+
+# --- failures `coderbundle doctor` predicts point at it (issue 21, New: doctor) -------------------
+
+DOCTOR_LINE = "  `nox -s doctor` checks everything publish and deploy need"
+
+
+def after_the_error(proc) -> list[str]:
+    lines = proc.stderr.strip().splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("error:"))
+    return lines[at + 1 :]
+
+
+@pytest.mark.parametrize("fault", ["rejected", "under-privileged"])
+def test_doctor_is_named_after_a_token_coder_refuses(bundle, tmp_path, fault):
+    from standin.server import CoderStandin, install_cli  # noqa: PLC0415 - tests/ module
+
+    coder_cli = install_cli(tmp_path / "bin", sys.executable)
+    with CoderStandin() as coder:
+        token = coder.state.token
+        if fault == "under-privileged":
+            coder.state.forbidden = True  # 403: the token's user may not push templates
+        else:  # Coder answers an expired key with 401, as it does a wrong one
+            token = "wrong-token-value"  # noqa: S105 - a test value
+        proc = cli(
+            bundle("good"),
+            "publish",
+            CODERBUNDLE_TERRAFORM_VALIDATE="never",
+            CODER_URL=coder.url,
+            CODER_SESSION_TOKEN=token,
+            CODERBUNDLE_CODER=str(coder_cli),
+        )
+    assert proc.returncode == 1, proc.stderr
+    assert "CODER_SESSION_TOKEN" in one_error(proc)
+    assert DOCTOR_LINE in after_the_error(proc), proc.stderr
+
+
+def test_doctor_is_named_after_a_values_file_that_does_not_load(bundle):
+    root = bundle("good")
+    (root / "coder.yaml").write_text("coder:\n  workspaces: [\n")
+    toml = root / "bundle.toml"
+    toml.write_text(toml.read_text().replace("[workspace]", '[workspace]\nvalues_file = "coder.yaml"', 1))
+    proc = cli(root, "validate")
+    assert proc.returncode == 2, proc.stderr
+    assert "coder.yaml:" in one_error(proc)
+    assert after_the_error(proc) == [DOCTOR_LINE]
+
+
+def test_doctor_is_not_named_after_a_template_finding(bundle):
+    root = bundle("good")
+    (root / "templates" / "good" / "template.toml").write_text("display_name = 3\n")
+    proc = cli(root, "validate", CODERBUNDLE_TERRAFORM_VALIDATE="never")
+    assert proc.returncode == 2, proc.stderr
+    one_error(proc)
+    assert DOCTOR_LINE not in proc.stderr
+
+
+class _NeedsLogin(BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        del args
+
+    def do_GET(self) -> None:  # every request the daemon makes starts with GET /v2/
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="test"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_doctor_is_named_after_a_push_the_registry_refused(bundle, monkeypatch, capsys):
+    """A real push by the real daemon to a registry that wants a login (only the build is skipped)."""
+    docker = pytest.importorskip("docker")
+    from coderbundle import docker_stream as ds  # noqa: PLC0415
+    from coderbundle import images  # noqa: PLC0415
+    from coderbundle.__main__ import main  # noqa: PLC0415
+    from coderbundle.errors import ImageBuildError  # noqa: PLC0415
+
+    try:
+        client = ds.connect(os.environ)
+        local = next(iter(client.images.list()), None)
+    except (ImageBuildError, docker.errors.DockerException) as exc:
+        pytest.skip(f"no Docker daemon: {exc}")
+    if local is None:
+        pytest.skip("the daemon has no image to push (.ci/docker-setup.sh makes one)")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NeedsLogin)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    repository = f"127.0.0.1:{server.server_port}/coderbundle/doctor-probe"
+
+    def push_only(*_args, **_kwargs):
+        local.tag(repository, "t")
+        try:
+            ds.push_image(client, repository, "t", lambda _line: None)
+        finally:
+            client.images.remove(f"{repository}:t")
+
+    monkeypatch.setattr(images, "build_images", push_only)
+    try:
+        code = main(["--root", str(bundle("good")), "images", "build", "--push"])
+    finally:
+        server.shutdown()
+        server.server_close()
+        client.close()
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert f"push {repository}:t failed: " in err, err  # "no basic auth credentials", or the 401
+    assert DOCTOR_LINE in err.splitlines(), err

@@ -94,6 +94,8 @@ class State:
         }
     )
     key_expires_at: str = "2099-01-01T00:00:00Z"
+    # GET /users/me/roles: the user's roles per organization id (Coder's organization_roles).
+    org_roles: dict[str, list[str]] = field(default_factory=dict)
     # Consumed by the publisher's requests in order: 503, "drop", or (path regex, fault).
     faults: list[Any] = field(default_factory=list)
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # (client, method, path)
@@ -199,6 +201,7 @@ class Api:
             ("GET", r"/templateversions/([^/]+)/rich-parameters", self.rich_parameters),
             ("GET", r"/organizations", self.organizations),
             ("GET", r"/users/me", self.me),
+            ("GET", r"/users/me/roles", self.my_roles),
             ("GET", r"/users/([^/]+)/keys/([^/]+)", self.api_key),
             ("GET", r"/organizations/([^/]+)/templates/([^/]+)", self.get_template),
             ("POST", r"/organizations/([^/]+)/templates", self.create_template),
@@ -217,6 +220,11 @@ class Api:
 
     def me(self, _m: re.Match[str], _b: Any) -> Any:
         return {**self.s.user, "email": f"{self.s.user['username']}@example.com", "status": "active"}
+
+    def my_roles(self, _m: re.Match[str], _b: Any) -> Any:
+        site = [r["name"] for r in self.s.user.get("roles") or []]
+        member: dict[str, list[str]] = {org["id"]: [] for org in self.s.orgs}
+        return {"roles": site, "organization_roles": {**member, **self.s.org_roles}}
 
     def api_key(self, m: re.Match[str], _b: Any) -> Any:
         """The session token's key, when the token has Coder's ``<10-char id>-<secret>`` form."""

@@ -23,9 +23,6 @@ from coderbundle.console import err_console
 from coderbundle.errors import (
     EXIT_USAGE,
     CommandFailed,
-    CommandNotFound,
-    DeployEnvironmentError,
-    EnvError,
     ToolError,
     UsageError,
     ValidationFailed,
@@ -539,7 +536,11 @@ def _run(argv: Sequence[str] | None) -> int:
         from coderbundle.doctor import print_checks, run_doctor  # noqa: PLC0415
 
         return print_checks(run_doctor(root, os.environ, Path.home()), fmt=args.format)
-    settings = load_settings(root, os.environ)
+    try:
+        settings = load_settings(root, os.environ)
+    except ToolError as exc:  # bundle.toml, its values file, a setting: doctor's first rows
+        exc.doctor_predicts = True
+        raise
     func: Callable[[argparse.Namespace, Settings], int] = args.func
     if args.command in _WRITES_BUILD:  # runs in one checkout take turns with build/ and dist/
         with locked(settings.build_dir):
@@ -551,8 +552,17 @@ _WRITES_BUILD = frozenset({"render", "validate", "publish", "images", "changes",
 
 
 _VERBOSE = [False]
-# Environment failures `coderbundle doctor` would have shown: their error line points at it.
-DOCTOR_PREDICTS = (EnvError, CommandNotFound, DeployEnvironmentError)
+DOCTOR_HINT = "  `nox -s doctor` checks everything publish and deploy need"
+
+
+def doctor_predicts(exc: ToolError) -> bool:
+    """A failure `coderbundle doctor` would have shown as a failed row: its error line points at it.
+
+    A missing tool, token, server or kubeconfig (``EnvError``, ``CommandNotFound``,
+    ``DeployEnvironmentError``), a token the server rejected or that may not publish
+    (``CoderAuthError``), settings or a values file that do not load, a push the registry refused.
+    """
+    return exc.doctor_predicts
 
 
 def print_error(message: str) -> None:
@@ -571,8 +581,8 @@ def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one exit 
         return exc.exit_code
     except ToolError as exc:
         print_error(str(exc))
-        if isinstance(exc, DOCTOR_PREDICTS):
-            err_console.print("  `nox -s doctor` checks everything publish and deploy need", markup=False)
+        if doctor_predicts(exc):
+            err_console.print(DOCTOR_HINT, markup=False)
         return exc.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted", markup=False)

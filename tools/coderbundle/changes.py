@@ -3,25 +3,30 @@
 Against the plan (default): the current render is compared with the archive
 ``dist/publish-plan.json`` names for each template: files added, removed and
 changed, ``coder_parameter`` names added and removed, and the image variable.
-With ``since=<git ref>``: the files under the template's folder, ``_shared`` and
-its image folder that changed since that commit (``git diff --name-only``).
+With ``since=<git ref>``: the templates and images folders as they were at that
+commit (``git archive``) are rendered with today's settings and compared the same
+way: rendered files, parameters, and the image (the template's image folder, or
+its base's, changed since: a new image on the next build; or another image named).
+``sources`` lists the source files that changed (``git diff --name-only``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
 import tarfile
+import tempfile
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from coderbundle import files, process
-from coderbundle.errors import UsageError
+from coderbundle.errors import ToolError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from pathlib import Path
 
     from coderbundle.render import RenderedTemplate
     from coderbundle.settings import Settings
@@ -42,7 +47,8 @@ class TemplateChanges:
     changed: list[str] = field(default_factory=list)
     parameters_added: list[str] = field(default_factory=list)
     parameters_removed: list[str] = field(default_factory=list)
-    image: str = ""  # "old -> new" when the image variable changed
+    image: str = ""  # "old -> new" when the image changed
+    sources: list[str] = field(default_factory=list)  # --since: source files changed (git diff)
 
     @property
     def unchanged(self) -> bool:
@@ -78,48 +84,133 @@ def changes_since_plan(rendered: Sequence[RenderedTemplate], settings: Settings)
     except (ValueError, KeyError, TypeError):
         msg = f"{plan_path}: not a publish plan; run `nox -s publish` again"
         raise UsageError(msg) from None
-    from coderbundle.publish_plan import read_image_manifest  # noqa: PLC0415
+    from coderbundle.publish_plan import _image_default, read_image_manifest  # noqa: PLC0415
 
     images = read_image_manifest(settings)
     result = []
     for r in rendered:
         entry = entries.get(r.name)
-        now = {rel: (r.path / rel).read_bytes() for rel in r.files}
+        now = _rendered_files(r)
         if entry is None:
             result.append(TemplateChanges(r.name, new=True, added=sorted(now)))
             continue
         before = _archive_files(settings.root / entry["archive"])
         before.pop("terraform.tfvars", None)
-        change = TemplateChanges(
-            r.name,
-            added=sorted(set(now) - set(before)),
-            removed=sorted(set(before) - set(now)),
-            changed=sorted(k for k in set(now) & set(before) if now[k] != before[k]),
-            parameters_added=sorted(_parameters(now) - _parameters(before)),
-            parameters_removed=sorted(_parameters(before) - _parameters(now)),
-        )
-        old_image = (entry.get("image") or {}).get("value")
-        new_image = images.get(r.template.settings.image)
-        if new_image is not None and new_image != old_image:
+        change = _compare(r.name, before, now)
+        # The image workspaces run: pushed (build/images.json), pinned in bundle.toml, or the
+        # rendered default; the plan recorded it as "effective" (older plans: "value" only).
+        planned = entry.get("image") or {}
+        name = r.template.settings.image
+        new_image = images.get(name) or settings.pinned_images.get(name)
+        if "effective" in planned:
+            old_image, new_image = planned["effective"], new_image or _image_default(r.path)
+        else:
+            old_image = planned.get("value")
+        if new_image and new_image != old_image:
             change.image = f"{old_image or 'template default'} -> {new_image}"
         result.append(change)
     return result
 
 
+def _rendered_files(r: RenderedTemplate) -> dict[str, bytes]:
+    return {rel: (r.path / rel).read_bytes() for rel in r.files}
+
+
+def _compare(name: str, before: dict[str, bytes], now: dict[str, bytes]) -> TemplateChanges:
+    """Files added, removed and changed, and ``coder_parameter`` names added and removed."""
+    return TemplateChanges(
+        name,
+        added=sorted(set(now) - set(before)),
+        removed=sorted(set(before) - set(now)),
+        changed=sorted(k for k in set(now) & set(before) if now[k] != before[k]),
+        parameters_added=sorted(_parameters(now) - _parameters(before)),
+        parameters_removed=sorted(_parameters(before) - _parameters(now)),
+    )
+
+
+def _export(root: Path, ref: str, folder: str, into: Path) -> bool:
+    """``folder`` (relative to the bundle root) as it was at ``ref``, unpacked into ``into/folder``."""
+    prefix = process.git(root, "rev-parse", "--show-prefix")
+    tar = into / f"{folder}.tar"
+    done = process.run(
+        ["git", "archive", "--format=tar", "-o", str(tar), f"{ref}:{prefix}{folder}"], cwd=root, check=False
+    )
+    if done.returncode != 0:  # the folder did not exist at ref
+        return False
+    with tarfile.open(tar) as archive:
+        archive.extractall(into / folder, filter="data")
+    tar.unlink()
+    return True
+
+
+def _image_folders(settings: Settings, image: str) -> list[Path]:
+    """The image's folder and its parents' (base), as images.find_images chains them."""
+    from coderbundle.images import find_images  # noqa: PLC0415
+
+    try:
+        return [spec.path for spec in find_images(settings.images_dir, [image])]
+    except ToolError:
+        return [settings.images_dir / image]
+
+
+def _image_change(settings: Settings, r: RenderedTemplate, before: RenderedTemplate, ref: str) -> str:
+    """Another image named since ``ref``, or its sources (or its base's) changed since: one line."""
+    old, new = before.template.settings.image, r.template.settings.image
+    if old != new:
+        return f"{old} -> {new}"
+    folders = [str(f.relative_to(settings.root)) for f in _image_folders(settings, new)]
+    changed = process.git(
+        settings.root, "diff", "--relative", "--name-only", ref, "--", *folders
+    ).splitlines()
+    if not changed:
+        return ""
+    where = ", ".join(sorted({"/".join(Path(c).parts[:2]) for c in changed}))
+    return f"{new}: {where} changed since {ref}; a new image on the next build"
+
+
 def changes_since_git(
     rendered: Sequence[RenderedTemplate], settings: Settings, ref: str
 ) -> list[TemplateChanges]:
-    """Each template's source files that changed since ``ref`` (a commit, tag or branch)."""
+    """Each template rendered now against the same template rendered from ``ref``'s sources."""
+    from coderbundle.discover import find_templates  # noqa: PLC0415
+    from coderbundle.render import render_template  # noqa: PLC0415
+
     if not process.git(settings.root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"):
         msg = f"--since {ref}: not a commit in this repository; give a commit, tag or branch"
         raise UsageError(msg)
     result = []
-    for r in rendered:
-        image = settings.images_dir / r.template.settings.image
-        folders = [r.template.source, settings.templates_dir / "_shared", image]
-        paths = [str(f.relative_to(settings.root)) for f in folders]
-        out = process.git(settings.root, "diff", "--name-only", ref, "--", *paths)
-        result.append(TemplateChanges(r.name, changed=sorted(out.splitlines())))
+    with tempfile.TemporaryDirectory(prefix="coderbundle-since-") as tmp:
+        old_root = Path(tmp)
+        if not _export(settings.root, ref, "templates", old_root):
+            msg = f"--since {ref}: there was no templates/ folder then; give a later commit"
+            raise UsageError(msg)
+        _export(settings.root, ref, "images", old_root)
+        then = dataclasses.replace(settings, root=old_root)
+        names = {t.name: t for t in find_templates(then.templates_dir)} if then.templates_dir.is_dir() else {}
+        out = old_root / "build"
+        out.mkdir()
+        for r in rendered:
+            template = names.get(r.name)
+            image_dir = settings.images_dir / r.template.settings.image
+            folders = [r.template.source, settings.templates_dir / "_shared", image_dir]
+            paths = [str(f.relative_to(settings.root)) for f in folders]
+            sources = sorted(
+                process.git(
+                    settings.root, "diff", "--relative", "--name-only", ref, "--", *paths
+                ).splitlines()
+            )
+            if template is None:
+                result.append(TemplateChanges(r.name, new=True, added=sorted(r.files), sources=sources))
+                continue
+            try:
+                before = render_template(template, then, out)
+            except ToolError as exc:
+                msg = f"--since {ref}: {r.name} as it was then does not render ({exc}); give a later commit"
+                raise UsageError(msg) from None
+            change = _compare(r.name, _rendered_files(before), _rendered_files(r))
+            change.image = _image_change(settings, r, before, ref)
+            change.sources = sources
+            result.append(change)
     return result
 
 
@@ -142,3 +233,5 @@ def print_changes(changes: Sequence[TemplateChanges], *, fmt: str = "text") -> N
             print(f"  parameter removed: {item}")  # noqa: T201
         if c.image:
             print(f"  image: {c.image}")  # noqa: T201
+        for item in c.sources:
+            print(f"  source changed: {item}")  # noqa: T201

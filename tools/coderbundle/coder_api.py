@@ -61,6 +61,8 @@ PATCH_FIELDS = (
 class CoderAuthError(PublishError):
     """The deployment rejected the session token (401) or its permissions (403)."""
 
+    doctor_predicts = True  # the session token row: rejected, expired, or not a template admin
+
 
 @dataclass(frozen=True)
 class Organization:

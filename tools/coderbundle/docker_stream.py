@@ -20,7 +20,7 @@ import docker
 from docker.errors import APIError, DockerException, NotFound
 
 from coderbundle.console import err_console
-from coderbundle.errors import ImageBuildError
+from coderbundle.errors import ImageBuildError, RegistryPushError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -215,7 +215,7 @@ def _chunk_digest(chunk: Mapping[str, Any]) -> str:
 def _fail_push(repository: str, tag: str, reason: str) -> None:
     registry = repository.split("/", 1)[0]
     msg = f"push {repository}:{tag} failed: {reason}; check `docker login {registry}` and the registry"
-    raise ImageBuildError(msg)
+    raise RegistryPushError(msg)
 
 
 def _error_text(chunk: Mapping[str, Any]) -> str:

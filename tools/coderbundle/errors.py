@@ -21,6 +21,7 @@ __all__ = [
     "ImageBuildError",
     "MirrorError",
     "PublishError",
+    "RegistryPushError",
     "RenderError",
     "RolloutError",
     "SettingsError",
@@ -37,6 +38,10 @@ class ToolError(Exception):
     """A problem the user can fix; printed as one line, never as a traceback."""
 
     exit_code = EXIT_FINDINGS
+    # A failure `coderbundle doctor` would have shown as a failed row: the CLI's error line
+    # is followed by a pointer at `nox -s doctor`.  Set per class, or on one error (the
+    # settings that did not load).
+    doctor_predicts = False
 
 
 class UsageError(ToolError):
@@ -55,6 +60,7 @@ class EnvError(ToolError):
     """The environment is wrong: a bad ``CODER_URL``, a missing token, daemon or CA file, a full disk."""
 
     exit_code = EXIT_USAGE
+    doctor_predicts = True
 
 
 class RolloutError(ToolError):
@@ -77,6 +83,12 @@ class ImageBuildError(ToolError):
     """An image could not be built or pushed."""
 
 
+class RegistryPushError(ImageBuildError):
+    """The registry refused a push (no login, no push rights) or could not be reached for it."""
+
+    doctor_predicts = True
+
+
 class MirrorError(ToolError):
     """The module mirror could not be made or does not match its MIRROR.json (nothing was swapped in)."""
 
@@ -93,12 +105,14 @@ class DeployEnvironmentError(DeployError):
     """What deploy or vault-setup needs is missing: a kubeconfig, Vault address or token, Helm."""
 
     exit_code = EXIT_USAGE
+    doctor_predicts = True
 
 
 class CommandNotFound(ToolError):
     """An external program (terraform, coder, helm) is not installed."""
 
     exit_code = EXIT_USAGE
+    doctor_predicts = True
 
 
 class CommandFailed(ToolError):

@@ -28,6 +28,7 @@ __all__ = [
     "find_root",
     "load_settings",
     "redact_url",
+    "settings_from",
 ]
 
 BUNDLE_FILE = "bundle.toml"
@@ -340,7 +341,16 @@ def _terraform_settings(
 def load_settings(root: Path, env: Mapping[str, str]) -> Settings:
     """Load ``root/bundle.toml`` (checked against its declared shape) and apply environment overrides."""
     source = root / BUNDLE_FILE
-    data = _read_toml(source)
+    return settings_from(root, _read_toml(source), env)
+
+
+def settings_from(root: Path, data: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
+    """``Settings`` from a parsed ``bundle.toml`` (``{}``: the environment and the defaults alone).
+
+    ``load_settings`` reads the file and calls this; ``coderbundle doctor`` calls it again
+    without the parts that failed, so one bad setting does not hide every other row.
+    """
+    source = root / BUNDLE_FILE
     check_shape(data, BUNDLE_SHAPE, source)
     registry = data.get("registry", {})
     coder = data.get("coder", {})
