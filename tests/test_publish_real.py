@@ -405,6 +405,16 @@ NEW_IMMUTABLE = (
         '  type         = "string"\n  mutable      = false\n}\n\ndata "coder_parameter" "repo" {'
     ),
 )
+RENAME_CLAIM = [
+    (
+        'resource "kubernetes_persistent_volume_claim_v1" "home" {',
+        'resource "kubernetes_persistent_volume_claim_v1" "workspace" {',
+    ),
+    (
+        "claim_name = kubernetes_persistent_volume_claim_v1.home.metadata[0].name",
+        "claim_name = kubernetes_persistent_volume_claim_v1.workspace.metadata[0].name",
+    ),
+]
 GATE_CASES = {
     "parameter-new-immutable:region": [NEW_IMMUTABLE],
     "parameter-removed:repo": [
@@ -420,12 +430,9 @@ GATE_CASES = {
     "made-immutable:repo": [
         ('  default      = ""\n  mutable      = true', '  default      = ""\n  mutable      = false')
     ],
-    "volume-replaced:kubernetes_persistent_volume_claim_v1.home": [
-        (
-            'name      = "coder-${data.coder_workspace.me.id}-home"',
-            'name      = "coder-${data.coder_workspace.me.id}-data"',
-        )
-    ],
+    # A new address without a `moved` block: terraform destroys the claim (test_upgrade_gate.py
+    # plans it with real terraform).  An attribute edit would not: the claim ignores all changes.
+    "volume-replaced:kubernetes_persistent_volume_claim_v1.home": RENAME_CLAIM,
 }
 
 
@@ -484,6 +491,26 @@ def test_a_compatible_change_passes_the_gate_and_accept_breaking_overrides_it(tm
         '  option {\n    name  = "4 cores"\n    value = 4\n  }\n  option {\n    name  = "8 cores"\n'
         "    value = 8\n  }\n",
     )
+    # The claim ignores all changes: a new name is not applied to existing workspaces' claims.
+    edit(
+        root,
+        name,
+        'name      = "coder-${data.coder_workspace.me.id}-home"',
+        'name      = "coder-${data.coder_workspace.me.id}-data"',
+    )
+    code, summary, _ = publish(root, capsys)
+    assert code == 0, summary
+    assert statuses(summary) == {name: "pushed"}
+    assert summary["templates"][0]["upgrade_findings"] == []
+
+    # A new address with a `moved` block: terraform moves the claim instead of deleting it.
+    for old, new in RENAME_CLAIM:
+        edit(root, name, old, new)
+    with (root / "templates" / name / "main.tf").open("a") as fh:
+        fh.write(
+            "\nmoved {\n  from = kubernetes_persistent_volume_claim_v1.home\n"
+            "  to   = kubernetes_persistent_volume_claim_v1.workspace\n}\n"
+        )
     code, summary, _ = publish(root, capsys)
     assert code == 0, summary
     assert statuses(summary) == {name: "pushed"}
