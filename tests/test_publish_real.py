@@ -11,7 +11,9 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import secrets
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -363,29 +365,64 @@ def test_a_rate_limited_upload_is_sent_again_after_the_wait_the_server_names(
         assert cli_upload.hits == 1
 
 
+# coderd caches a template's modules archive once per content (files, created_by = nil UUID):
+# in CompleteJob it looks the hash up and inserts it when missing.  Two imports of one new
+# module set that complete together both miss and both insert; the second fails on
+# files_hash_created_by_key.  This trigger holds every such insert for a moment before it
+# lands, so imports completing within that moment of the first all meet the race.
+SLOW_MODULE_ARCHIVES = """
+CREATE OR REPLACE FUNCTION coderbundle_slow_module_archive() RETURNS trigger AS $$
+BEGIN
+  PERFORM pg_sleep(%s);
+  RETURN NEW;
+END $$ LANGUAGE plpgsql;
+DROP TRIGGER IF EXISTS coderbundle_slow_module_archive ON files;
+CREATE TRIGGER coderbundle_slow_module_archive BEFORE INSERT ON files FOR EACH ROW
+  WHEN (NEW.created_by = '00000000-0000-0000-0000-000000000000')
+  EXECUTE FUNCTION coderbundle_slow_module_archive();
+"""
+NO_SLOW_MODULE_ARCHIVES = """
+DROP TRIGGER IF EXISTS coderbundle_slow_module_archive ON files;
+DROP FUNCTION IF EXISTS coderbundle_slow_module_archive();
+"""
+RACE_ROUNDS = 10
+
+
 def test_parallel_first_publishes_survive_the_servers_module_archive_race(
     coder, tmp_path, capsys, monkeypatch
 ):
-    """Five templates with one module set, pushed at once by a publisher new to the server.
+    """Five templates with one module set new to the server, pushed at once.
 
-    coderd inserts the modules archive per (hash, user); parallel imports race on it
-    (files_hash_created_by_key) about one run in four.  Each round is a new user, so
-    every round can race; every round must publish all five.
+    Each round renames the module (its key is in the archive's modules.json): a module
+    set the server has never cached, so every round can race.  Rounds go on until an
+    import was retried because of the race (at most RACE_ROUNDS); every round must
+    publish all five.
     """
-    names = tuple(f"race-{i}" for i in range(5))
-    raced = 0
-    for attempt in range(3):
-        user = coder.create_user(f"racer-{attempt}", roles=("template-admin",))
-        monkeypatch.setenv("CODER_SESSION_TOKEN", user.token)
-        root = make_bundle(
-            tmp_path / f"bundle-{attempt}", tuple(f"{n}-{attempt}" for n in names), concurrency=5
-        )
-        pin_images(root, "base")
-        code, summary, _ = publish(root, capsys)
-        assert code == 0, (attempt, summary)
-        assert set(statuses(summary).values()) == {"pushed"}
-        raced += sum("files_hash_created_by_key" in t["detail"] for t in summary["templates"])
-    print(f"module-archive races survived by a retry: {raced} in 3 rounds of 5")  # noqa: T201 - a figure for -s
+    coder.sql(SLOW_MODULE_ARCHIVES % 2)
+    raced, rounds, started = 0, 0, time.monotonic()
+    try:
+        while not raced and rounds < RACE_ROUNDS:
+            rounds += 1
+            # A user per round: coderd limits uploads per user (12 a minute).
+            user = coder.create_user(f"racer-{rounds}", roles=("template-admin",))
+            monkeypatch.setenv("CODER_SESSION_TOKEN", user.token)
+            names = tuple(f"race-{i}-{rounds}" for i in range(5))
+            root = make_bundle(tmp_path / f"bundle-{rounds}", names, concurrency=5)
+            key = f"code-server-{secrets.token_hex(4)}"
+            for name in names:
+                edit(root, name, 'module "code-server" {', f'module "{key}" {{')
+            pin_images(root, "base")
+            code, summary, _ = publish(root, capsys)
+            assert code == 0, (rounds, summary)
+            assert statuses(summary) == dict.fromkeys(names, "pushed"), rounds
+            raced += sum("files_hash_created_by_key" in t["detail"] for t in summary["templates"])
+    finally:
+        coder.sql(NO_SLOW_MODULE_ARCHIVES)
+    took = time.monotonic() - started
+    assert raced, f"no import met the module-archive race in {rounds} rounds of 5 ({took:.0f} s)"
+    print(  # noqa: T201 - a figure for -s
+        f"module-archive races survived by a retry: {raced} in {rounds} round(s) of 5, {took:.0f} s"
+    )
 
 
 # -- the upgrade-safety gate -------------------------------------------------------------
