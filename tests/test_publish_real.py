@@ -14,13 +14,14 @@ import re
 import secrets
 import shutil
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from coderbundle import publish as publish_module
 from coderbundle.__main__ import main
-from coderbundle.hcl import literal, parse_file
+from coderbundle.hcl import is_expression, literal, parse_file
 from standin.bundle import API_KEY_ENV, make_bundle, write_template
 from standin.fault_proxy import FaultProxy
 
@@ -123,6 +124,17 @@ def hcl_unescape(text: str | None) -> str | None:
     return None if text is None else re.sub(r'\\([\\"])', r"\1", text)
 
 
+def static(value):
+    """A static HCL value as the server stores a parameter value (a string); None for an expression."""
+    if is_expression(value):
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return str(value)
+    return hcl_unescape(literal(value))
+
+
 def declared_parameters(directory: Path) -> dict[str, dict]:
     """What a rendered template declares: each coder_parameter's static attributes."""
     found = {}
@@ -130,26 +142,83 @@ def declared_parameters(directory: Path) -> dict[str, dict]:
         for block in parse_file(tf).blocks:
             if block.type == "data" and block.labels[:1] == ("coder_parameter",):
                 name = literal(block.get("name"))
-                options = [literal(o.get("value")) for o in block.children("option")]
                 validation = block.child("validation")
                 found[name] = {
                     "type": literal(block.get("type", '"string"')),
                     "mutable": bool(block.get("mutable", False)),
-                    "options": [str(o) for o in options],
-                    "regex": hcl_unescape(literal(validation.get("regex")))
-                    if validation is not None
-                    else None,
+                    "default_value": static(block.get("default", '""')),
+                    "options": [
+                        {"name": static(o.get("name")), "value": static(o.get("value"))}
+                        for o in block.children("option")
+                    ],
+                    "validation_regex": static(validation.get("regex", '""')) if validation else "",
+                    "validation_min": validation.get("min") if validation else None,
+                    "validation_max": validation.get("max") if validation else None,
+                    "validation_monotonic": static(validation.get("monotonic", '""')) if validation else "",
                 }
     return found
 
 
-def declared_presets(directory: Path) -> set[str]:
+def declared_presets(directory: Path) -> dict[str, dict[str, str]]:
+    """Each coder_workspace_preset's name and parameter values."""
     return {
-        literal(block.get("name")) if block.get("name") else block.labels[1]
+        literal(block.get("name")) if block.get("name") else block.labels[1]: {
+            literal(k): static(v) for k, v in (block.get("parameters") or {}).items()
+        }
         for tf in sorted(directory.glob("*.tf"))
         for block in parse_file(tf).blocks
         if block.type == "data" and block.labels[:1] == ("coder_workspace_preset",)
     }
+
+
+def duration_ms(text: str) -> int:
+    """``4h``, ``30m``, ``90s`` (bundle.toml's durations) in milliseconds."""
+    units = {"h": 3_600_000, "m": 60_000, "s": 1000}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([hms])", text))
+
+
+def assert_imported_as_declared(coder, root: Path, name: str) -> None:
+    """The server's parameters, presets and settings of ``name`` are what the bundle declares."""
+    bundle = tomllib.loads((root / "bundle.toml").read_text())
+    rendered = root / "build" / "templates" / name
+    active = active_version(coder, name)
+    server = {
+        p["name"]: p
+        for p in coder.api("GET", f"/templateversions/{active['id']}/rich-parameters", coder.admin.token)
+    }
+    declared = declared_parameters(rendered)
+    assert set(declared) <= set(server), name  # modules (dotfiles) add their own
+    for pname, want in declared.items():
+        got = server[pname]  # codersdk.TemplateVersionParameter leaves out empty fields
+        where = (name, pname)
+        assert got["type"] == want["type"], where
+        assert got["mutable"] == want["mutable"], where
+        if want["default_value"] is not None:  # a static default (none is computed today)
+            assert got.get("default_value", "") == want["default_value"], where
+        assert [{"name": o["name"], "value": o["value"]} for o in got.get("options") or []] == want[
+            "options"
+        ], where
+        assert got.get("validation_regex", "") == want["validation_regex"], where
+        assert got.get("validation_min") == want["validation_min"], where
+        assert got.get("validation_max") == want["validation_max"], where
+        assert got.get("validation_monotonic", "") == want["validation_monotonic"], where
+    assert any(w["validation_min"] is not None for w in declared.values()), name  # bounds were compared
+    presets = coder.api("GET", f"/templateversions/{active['id']}/presets", coder.admin.token) or []
+    # codersdk.Preset and PresetParameter have no json tags: Name, Parameters, Value.
+    assert {
+        p["Name"]: {q["Name"]: q["Value"] for q in p["Parameters"] or []} for p in presets
+    } == declared_presets(rendered), name
+    # Display settings as template.toml writes them, scheduling as bundle.toml does.
+    found = template(coder, name)
+    toml = tomllib.loads((root / "templates" / name / "template.toml").read_text())
+    for key in ("display_name", "description", "icon"):
+        assert found[key] == toml[key].strip(), (name, key)
+    inactivity = duration_ms(bundle["workspace"]["inactivity_timeout"])
+    assert found["default_ttl_ms"] == inactivity, name
+    assert found["activity_bump_ms"] == inactivity, name
+    variables = coder.api("GET", f"/templateversions/{active['id']}/variables", coder.admin.token)
+    image = next(v for v in variables if v["name"] == "image")
+    assert image["value"].endswith(f"/coderbundle/{found['name']}@{DIGEST}")
 
 
 def test_the_five_templates_import_as_declared_then_rerun_pushes_nothing(coder, tmp_path, capsys):
@@ -173,38 +242,7 @@ def test_the_five_templates_import_as_declared_then_rerun_pushes_nothing(coder, 
     assert coder.admin.token not in err
 
     for name in TEMPLATES:
-        rendered = root / "build" / "templates" / name
-        active = active_version(coder, name)
-        server = {
-            p["name"]: p
-            for p in coder.api("GET", f"/templateversions/{active['id']}/rich-parameters", coder.admin.token)
-        }
-        for pname, want in declared_parameters(rendered).items():
-            got = server[pname]
-            assert got["type"] == want["type"], (name, pname)
-            assert got["mutable"] == want["mutable"], (name, pname)
-            if want["options"]:
-                assert [o["value"] for o in got["options"]] == want["options"], (name, pname)
-            if want["regex"]:
-                assert got["validation_regex"] == want["regex"], (name, pname)
-        presets = coder.api("GET", f"/templateversions/{active['id']}/presets", coder.admin.token) or []
-        assert {p["Name"] for p in presets} == declared_presets(rendered), (
-            name
-        )  # codersdk.Preset: no json tags
-        # Display settings from the README frontmatter, scheduling from bundle.toml.
-        found = template(coder, name)
-        meta = next(
-            t
-            for t in json.loads((root / "dist" / "publish-plan.json").read_text())["templates"]
-            if t["name"] == name
-        )["settings"]
-        for key in ("display_name", "description", "icon"):
-            assert found[key] == meta[key], (name, key)
-        assert found["default_ttl_ms"] == 4 * 3_600_000
-        assert found["activity_bump_ms"] == 4 * 3_600_000
-        variables = coder.api("GET", f"/templateversions/{active['id']}/variables", coder.admin.token)
-        image = next(v for v in variables if v["name"] == "image")
-        assert image["value"].endswith(f"/coderbundle/{found['name']}@{DIGEST}")
+        assert_imported_as_declared(coder, root, name)
 
     before = {name: len(versions(coder, name)) for name in TEMPLATES}
     code, summary, _ = publish(root, capsys)
