@@ -342,16 +342,34 @@ def test_a_pinned_image_in_bundle_toml_is_published_as_is(coder, tmp_path, capsy
 # -- failures --------------------------------------------------------------------------
 
 
-def test_a_failed_import_leaves_the_others_published_and_shows_the_servers_error(coder, tmp_path, capsys):
+def test_a_failed_import_leaves_the_others_published_and_shows_the_servers_error(
+    coder, tmp_path, capsys, monkeypatch
+):
     root = small_bundle(tmp_path, "fail-ok", "fail-bad")
     main_tf = root / "templates" / "fail-bad" / "main.tf"
     main_tf.write_text(main_tf.read_text() + '\noutput "broken" {\n  value = tonumber("not-a-number")\n}\n')
-    code, summary, err = publish(root, capsys)
+    with FaultProxy(coder.url) as proxy:  # no faults: it counts the pushes
+        monkeypatch.setenv("CODER_URL", proxy.url)
+        code, summary, err = publish(root, capsys)
     assert code == 1
     assert statuses(summary) == {"fail-ok": "pushed", "fail-bad": "failed"}
     bad = next(t for t in summary["templates"] if t["name"] == "fail-bad")
     assert "not-a-number" in bad["detail"] or "Invalid function argument" in bad["detail"], bad
     assert template(coder, "fail-bad") is None
+    # A bad template is not retried: one version created per template, one import each.
+    assert "retried" not in bad["detail"]
+    created = [
+        x for x in proxy.state.log if re.match(r"POST /api/v2/organizations/[^/]+/templateversions ", x)
+    ]
+    assert len(created) == 2, proxy.state.log
+    # Validation was forced off for these tests (the fixture): the summary and the plan say so.
+    plan = json.loads((root / "dist" / "publish-plan.json").read_text())
+    for checks in (summary["checks"], plan["checks"]):
+        assert "checked without terraform" in checks["summary"]
+        for name in ("fail-ok", "fail-bad"):
+            entry = checks["templates"][name]
+            assert entry["verdict"] == "checked without terraform"
+            assert entry["terraform_validate"] == "skipped: disabled by CODERBUNDLE_TERRAFORM_VALIDATE=never"
     everything = json.dumps(summary) + err
     assert coder.admin.token not in everything
     assert API_KEY not in everything
