@@ -221,7 +221,9 @@ def assert_imported_as_declared(coder, root: Path, name: str) -> None:
     assert image["value"].endswith(f"/coderbundle/{found['name']}@{DIGEST}")
 
 
-def test_the_five_templates_import_as_declared_then_rerun_pushes_nothing(coder, tmp_path, capsys):
+def test_the_five_templates_import_as_declared_then_rerun_pushes_nothing(
+    coder, tmp_path, capsys, monkeypatch
+):
     root = tmp_path / "bundle"
     (root / "templates").mkdir(parents=True)
     shutil.copy(REPO / "bundle.toml", root / "bundle.toml")
@@ -245,11 +247,18 @@ def test_the_five_templates_import_as_declared_then_rerun_pushes_nothing(coder, 
         assert_imported_as_declared(coder, root, name)
 
     before = {name: len(versions(coder, name)) for name in TEMPLATES}
-    code, summary, _ = publish(root, capsys)
+    with FaultProxy(coder.url) as proxy:  # no faults: it records every request of the re-run
+        monkeypatch.setenv("CODER_URL", proxy.url)
+        code, summary, _ = publish(root, capsys)
+    monkeypatch.setenv("CODER_URL", coder.url)
     assert code == 0
     assert statuses(summary) == dict.fromkeys(TEMPLATES, "unchanged")
     assert all(t["settings_changed"] == [] for t in summary["templates"])  # nothing re-PATCHed
     assert {name: len(versions(coder, name)) for name in TEMPLATES} == before
+    # Reads only: organizations, external auth, build info, entitlements; a template and its
+    # active version each.  No upload, no version, no PATCH.
+    assert [x for x in proxy.state.log if not x.startswith("GET ")] == [], proxy.state.log
+    assert summary["api_requests"] == len(proxy.state.log) == 4 + 2 * len(TEMPLATES), proxy.state.log
 
     settings = root / "templates" / "go" / "template.toml"
     settings.write_text(settings.read_text().replace('description = "', 'description = "Edited: ', 1))
