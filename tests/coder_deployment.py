@@ -295,6 +295,16 @@ class CoderDeployment:
         self._extra_env = dict(env or {})
         self._start_server()
 
+    def sql(self, statement: str) -> str:
+        """Run SQL on coderd's database (psql, unaligned output): for faults only a test can set up."""
+        argv = [str(self.pg_bin / "psql"), "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "coder"]
+        argv += ["-d", "postgres", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", statement]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd="/")
+        if done.returncode != 0:
+            msg = f"psql: {done.stderr.strip()[:500]}"
+            raise RuntimeError(msg)
+        return done.stdout
+
     # -- users ------------------------------------------------------------------------
     def api(self, method: str, path: str, token: str | None = None, body: Any = None) -> Any:
         """One REST call (raises on an error answer); the JSON body or None."""

@@ -1,8 +1,8 @@
 """`coderbundle doctor`: one table of what publish and deploy need.
 
 The Coder checks are functions of a URL and a token: here they run against the
-stand-in server (tests/standin/); a real Coder server fixture can call them the
-same way.
+stand-in server (tests/standin/; its docstring says why: an expired key doctor can
+still read, a CLI of another version, and no deployment needed for the rest).
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """Publishing against THE Coder stand-in (tests/standin/): server + `coder` CLI on PATH.
 
-The real server's tests are tests/test_publish_real.py.  These keep what it cannot
-do on demand (the stand-in's docstring lists it): a licensed deployment that
-applies dormancy settings, 403s, a CLI that echoes the token, exact fault
-sequences and request counts; and the offline plan, which needs no server.
+The real server's tests are tests/test_publish_real.py (which also prove an
+unchanged re-run sends only reads and a one-template change pushes only it).
+These keep what it cannot do on demand (the stand-in's docstring lists it): a
+licensed deployment that applies dormancy settings, 403s, a CLI that echoes the
+token, exact fault sequences and the CLI's argv; and the offline plan, which
+needs no server.
 """
 
 from __future__ import annotations
@@ -121,30 +123,6 @@ def test_push_argv_is_what_the_real_cli_expects(root, coder):
     version = coder.state.active_version("gamma")
     values = coder.state.version_variables[version["id"]]
     assert values == {"anthropic_api_key": API_KEY, "image": IMAGE_REF, "namespace": "coder-workspaces"}
-
-
-def test_unchanged_rerun_pushes_nothing(root, coder, capsys):
-    assert publish(root) == 0
-    before = len(pushes(coder))
-    coder.state.requests.clear()
-    code, summary = publish_json(root, capsys)
-    assert code == 0
-    assert len(pushes(coder)) == before
-    assert summary["counts"] == {"unchanged": 3}
-    assert not [r for r in coder.state.requests if r[1] == "PATCH"]
-    # organizations, external auth, build info, entitlements; then template + active version each
-    assert summary["api_requests"] == 4 + 3 * 2
-
-
-def test_one_changed_template_pushes_exactly_one(root, coder, capsys):
-    assert publish(root) == 0
-    before = len(pushes(coder))
-    write_template(root, "beta", marker="-changed")
-    code, summary = publish_json(root, capsys)
-    assert code == 0
-    assert len(pushes(coder)) == before + 1
-    assert pushes(coder)[-1][2] == "beta"
-    assert {t["name"]: t["status"] for t in summary["templates"]}["beta"] == "pushed"
 
 
 def test_image_digest_from_the_manifest_is_passed_and_changes_the_hash(root, coder, capsys):

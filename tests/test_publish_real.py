@@ -11,14 +11,17 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import secrets
 import shutil
+import time
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from coderbundle import publish as publish_module
 from coderbundle.__main__ import main
-from coderbundle.hcl import literal, parse_file
+from coderbundle.hcl import is_expression, literal, parse_file
 from standin.bundle import API_KEY_ENV, make_bundle, write_template
 from standin.fault_proxy import FaultProxy
 
@@ -121,6 +124,17 @@ def hcl_unescape(text: str | None) -> str | None:
     return None if text is None else re.sub(r'\\([\\"])', r"\1", text)
 
 
+def static(value):
+    """A static HCL value as the server stores a parameter value (a string); None for an expression."""
+    if is_expression(value):
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return str(value)
+    return hcl_unescape(literal(value))
+
+
 def declared_parameters(directory: Path) -> dict[str, dict]:
     """What a rendered template declares: each coder_parameter's static attributes."""
     found = {}
@@ -128,29 +142,88 @@ def declared_parameters(directory: Path) -> dict[str, dict]:
         for block in parse_file(tf).blocks:
             if block.type == "data" and block.labels[:1] == ("coder_parameter",):
                 name = literal(block.get("name"))
-                options = [literal(o.get("value")) for o in block.children("option")]
                 validation = block.child("validation")
                 found[name] = {
                     "type": literal(block.get("type", '"string"')),
                     "mutable": bool(block.get("mutable", False)),
-                    "options": [str(o) for o in options],
-                    "regex": hcl_unescape(literal(validation.get("regex")))
-                    if validation is not None
-                    else None,
+                    "default_value": static(block.get("default", '""')),
+                    "options": [
+                        {"name": static(o.get("name")), "value": static(o.get("value"))}
+                        for o in block.children("option")
+                    ],
+                    "validation_regex": static(validation.get("regex", '""')) if validation else "",
+                    "validation_min": validation.get("min") if validation else None,
+                    "validation_max": validation.get("max") if validation else None,
+                    "validation_monotonic": static(validation.get("monotonic", '""')) if validation else "",
                 }
     return found
 
 
-def declared_presets(directory: Path) -> set[str]:
+def declared_presets(directory: Path) -> dict[str, dict[str, str]]:
+    """Each coder_workspace_preset's name and parameter values."""
     return {
-        literal(block.get("name")) if block.get("name") else block.labels[1]
+        literal(block.get("name")) if block.get("name") else block.labels[1]: {
+            literal(k): static(v) for k, v in (block.get("parameters") or {}).items()
+        }
         for tf in sorted(directory.glob("*.tf"))
         for block in parse_file(tf).blocks
         if block.type == "data" and block.labels[:1] == ("coder_workspace_preset",)
     }
 
 
-def test_the_five_templates_import_as_declared_then_rerun_pushes_nothing(coder, tmp_path, capsys):
+def duration_ms(text: str) -> int:
+    """``4h``, ``30m``, ``90s`` (bundle.toml's durations) in milliseconds."""
+    units = {"h": 3_600_000, "m": 60_000, "s": 1000}
+    return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([hms])", text))
+
+
+def assert_imported_as_declared(coder, root: Path, name: str) -> None:
+    """The server's parameters, presets and settings of ``name`` are what the bundle declares."""
+    bundle = tomllib.loads((root / "bundle.toml").read_text())
+    rendered = root / "build" / "templates" / name
+    active = active_version(coder, name)
+    server = {
+        p["name"]: p
+        for p in coder.api("GET", f"/templateversions/{active['id']}/rich-parameters", coder.admin.token)
+    }
+    declared = declared_parameters(rendered)
+    assert set(declared) <= set(server), name  # modules (dotfiles) add their own
+    for pname, want in declared.items():
+        got = server[pname]  # codersdk.TemplateVersionParameter leaves out empty fields
+        where = (name, pname)
+        assert got["type"] == want["type"], where
+        assert got["mutable"] == want["mutable"], where
+        if want["default_value"] is not None:  # a static default (none is computed today)
+            assert got.get("default_value", "") == want["default_value"], where
+        assert [{"name": o["name"], "value": o["value"]} for o in got.get("options") or []] == want[
+            "options"
+        ], where
+        assert got.get("validation_regex", "") == want["validation_regex"], where
+        assert got.get("validation_min") == want["validation_min"], where
+        assert got.get("validation_max") == want["validation_max"], where
+        assert got.get("validation_monotonic", "") == want["validation_monotonic"], where
+    assert any(w["validation_min"] is not None for w in declared.values()), name  # bounds were compared
+    presets = coder.api("GET", f"/templateversions/{active['id']}/presets", coder.admin.token) or []
+    # codersdk.Preset and PresetParameter have no json tags: Name, Parameters, Value.
+    assert {
+        p["Name"]: {q["Name"]: q["Value"] for q in p["Parameters"] or []} for p in presets
+    } == declared_presets(rendered), name
+    # Display settings as template.toml writes them, scheduling as bundle.toml does.
+    found = template(coder, name)
+    toml = tomllib.loads((root / "templates" / name / "template.toml").read_text())
+    for key in ("display_name", "description", "icon"):
+        assert found[key] == toml[key].strip(), (name, key)
+    inactivity = duration_ms(bundle["workspace"]["inactivity_timeout"])
+    assert found["default_ttl_ms"] == inactivity, name
+    assert found["activity_bump_ms"] == inactivity, name
+    variables = coder.api("GET", f"/templateversions/{active['id']}/variables", coder.admin.token)
+    image = next(v for v in variables if v["name"] == "image")
+    assert image["value"].endswith(f"/coderbundle/{found['name']}@{DIGEST}")
+
+
+def test_the_five_templates_import_as_declared_then_rerun_pushes_nothing(
+    coder, tmp_path, capsys, monkeypatch
+):
     root = tmp_path / "bundle"
     (root / "templates").mkdir(parents=True)
     shutil.copy(REPO / "bundle.toml", root / "bundle.toml")
@@ -171,45 +244,21 @@ def test_the_five_templates_import_as_declared_then_rerun_pushes_nothing(coder, 
     assert coder.admin.token not in err
 
     for name in TEMPLATES:
-        rendered = root / "build" / "templates" / name
-        active = active_version(coder, name)
-        server = {
-            p["name"]: p
-            for p in coder.api("GET", f"/templateversions/{active['id']}/rich-parameters", coder.admin.token)
-        }
-        for pname, want in declared_parameters(rendered).items():
-            got = server[pname]
-            assert got["type"] == want["type"], (name, pname)
-            assert got["mutable"] == want["mutable"], (name, pname)
-            if want["options"]:
-                assert [o["value"] for o in got["options"]] == want["options"], (name, pname)
-            if want["regex"]:
-                assert got["validation_regex"] == want["regex"], (name, pname)
-        presets = coder.api("GET", f"/templateversions/{active['id']}/presets", coder.admin.token) or []
-        assert {p["Name"] for p in presets} == declared_presets(rendered), (
-            name
-        )  # codersdk.Preset: no json tags
-        # Display settings from the README frontmatter, scheduling from bundle.toml.
-        found = template(coder, name)
-        meta = next(
-            t
-            for t in json.loads((root / "dist" / "publish-plan.json").read_text())["templates"]
-            if t["name"] == name
-        )["settings"]
-        for key in ("display_name", "description", "icon"):
-            assert found[key] == meta[key], (name, key)
-        assert found["default_ttl_ms"] == 4 * 3_600_000
-        assert found["activity_bump_ms"] == 4 * 3_600_000
-        variables = coder.api("GET", f"/templateversions/{active['id']}/variables", coder.admin.token)
-        image = next(v for v in variables if v["name"] == "image")
-        assert image["value"].endswith(f"/coderbundle/{found['name']}@{DIGEST}")
+        assert_imported_as_declared(coder, root, name)
 
     before = {name: len(versions(coder, name)) for name in TEMPLATES}
-    code, summary, _ = publish(root, capsys)
+    with FaultProxy(coder.url) as proxy:  # no faults: it records every request of the re-run
+        monkeypatch.setenv("CODER_URL", proxy.url)
+        code, summary, _ = publish(root, capsys)
+    monkeypatch.setenv("CODER_URL", coder.url)
     assert code == 0
     assert statuses(summary) == dict.fromkeys(TEMPLATES, "unchanged")
     assert all(t["settings_changed"] == [] for t in summary["templates"])  # nothing re-PATCHed
     assert {name: len(versions(coder, name)) for name in TEMPLATES} == before
+    # Reads only: organizations, external auth, build info, entitlements; a template and its
+    # active version each.  No upload, no version, no PATCH.
+    assert [x for x in proxy.state.log if not x.startswith("GET ")] == [], proxy.state.log
+    assert summary["api_requests"] == len(proxy.state.log) == 4 + 2 * len(TEMPLATES), proxy.state.log
 
     settings = root / "templates" / "go" / "template.toml"
     settings.write_text(settings.read_text().replace('description = "', 'description = "Edited: ', 1))
@@ -302,16 +351,34 @@ def test_a_pinned_image_in_bundle_toml_is_published_as_is(coder, tmp_path, capsy
 # -- failures --------------------------------------------------------------------------
 
 
-def test_a_failed_import_leaves_the_others_published_and_shows_the_servers_error(coder, tmp_path, capsys):
+def test_a_failed_import_leaves_the_others_published_and_shows_the_servers_error(
+    coder, tmp_path, capsys, monkeypatch
+):
     root = small_bundle(tmp_path, "fail-ok", "fail-bad")
     main_tf = root / "templates" / "fail-bad" / "main.tf"
     main_tf.write_text(main_tf.read_text() + '\noutput "broken" {\n  value = tonumber("not-a-number")\n}\n')
-    code, summary, err = publish(root, capsys)
+    with FaultProxy(coder.url) as proxy:  # no faults: it counts the pushes
+        monkeypatch.setenv("CODER_URL", proxy.url)
+        code, summary, err = publish(root, capsys)
     assert code == 1
     assert statuses(summary) == {"fail-ok": "pushed", "fail-bad": "failed"}
     bad = next(t for t in summary["templates"] if t["name"] == "fail-bad")
     assert "not-a-number" in bad["detail"] or "Invalid function argument" in bad["detail"], bad
     assert template(coder, "fail-bad") is None
+    # A bad template is not retried: one version created per template, one import each.
+    assert "retried" not in bad["detail"]
+    created = [
+        x for x in proxy.state.log if re.match(r"POST /api/v2/organizations/[^/]+/templateversions ", x)
+    ]
+    assert len(created) == 2, proxy.state.log
+    # Validation was forced off for these tests (the fixture): the summary and the plan say so.
+    plan = json.loads((root / "dist" / "publish-plan.json").read_text())
+    for checks in (summary["checks"], plan["checks"]):
+        assert "checked without terraform" in checks["summary"]
+        for name in ("fail-ok", "fail-bad"):
+            entry = checks["templates"][name]
+            assert entry["verdict"] == "checked without terraform"
+            assert entry["terraform_validate"] == "skipped: disabled by CODERBUNDLE_TERRAFORM_VALIDATE=never"
     everything = json.dumps(summary) + err
     assert coder.admin.token not in everything
     assert API_KEY not in everything
@@ -363,29 +430,64 @@ def test_a_rate_limited_upload_is_sent_again_after_the_wait_the_server_names(
         assert cli_upload.hits == 1
 
 
+# coderd caches a template's modules archive once per content (files, created_by = nil UUID):
+# in CompleteJob it looks the hash up and inserts it when missing.  Two imports of one new
+# module set that complete together both miss and both insert; the second fails on
+# files_hash_created_by_key.  This trigger holds every such insert for a moment before it
+# lands, so imports completing within that moment of the first all meet the race.
+SLOW_MODULE_ARCHIVES = """
+CREATE OR REPLACE FUNCTION coderbundle_slow_module_archive() RETURNS trigger AS $$
+BEGIN
+  PERFORM pg_sleep(%s);
+  RETURN NEW;
+END $$ LANGUAGE plpgsql;
+DROP TRIGGER IF EXISTS coderbundle_slow_module_archive ON files;
+CREATE TRIGGER coderbundle_slow_module_archive BEFORE INSERT ON files FOR EACH ROW
+  WHEN (NEW.created_by = '00000000-0000-0000-0000-000000000000')
+  EXECUTE FUNCTION coderbundle_slow_module_archive();
+"""
+NO_SLOW_MODULE_ARCHIVES = """
+DROP TRIGGER IF EXISTS coderbundle_slow_module_archive ON files;
+DROP FUNCTION IF EXISTS coderbundle_slow_module_archive();
+"""
+RACE_ROUNDS = 10
+
+
 def test_parallel_first_publishes_survive_the_servers_module_archive_race(
     coder, tmp_path, capsys, monkeypatch
 ):
-    """Five templates with one module set, pushed at once by a publisher new to the server.
+    """Five templates with one module set new to the server, pushed at once.
 
-    coderd inserts the modules archive per (hash, user); parallel imports race on it
-    (files_hash_created_by_key) about one run in four.  Each round is a new user, so
-    every round can race; every round must publish all five.
+    Each round renames the module (its key is in the archive's modules.json): a module
+    set the server has never cached, so every round can race.  Rounds go on until an
+    import was retried because of the race (at most RACE_ROUNDS); every round must
+    publish all five.
     """
-    names = tuple(f"race-{i}" for i in range(5))
-    raced = 0
-    for attempt in range(3):
-        user = coder.create_user(f"racer-{attempt}", roles=("template-admin",))
-        monkeypatch.setenv("CODER_SESSION_TOKEN", user.token)
-        root = make_bundle(
-            tmp_path / f"bundle-{attempt}", tuple(f"{n}-{attempt}" for n in names), concurrency=5
-        )
-        pin_images(root, "base")
-        code, summary, _ = publish(root, capsys)
-        assert code == 0, (attempt, summary)
-        assert set(statuses(summary).values()) == {"pushed"}
-        raced += sum("files_hash_created_by_key" in t["detail"] for t in summary["templates"])
-    print(f"module-archive races survived by a retry: {raced} in 3 rounds of 5")  # noqa: T201 - a figure for -s
+    coder.sql(SLOW_MODULE_ARCHIVES % 2)
+    raced, rounds, started = 0, 0, time.monotonic()
+    try:
+        while not raced and rounds < RACE_ROUNDS:
+            rounds += 1
+            # A user per round: coderd limits uploads per user (12 a minute).
+            user = coder.create_user(f"racer-{rounds}", roles=("template-admin",))
+            monkeypatch.setenv("CODER_SESSION_TOKEN", user.token)
+            names = tuple(f"race-{i}-{rounds}" for i in range(5))
+            root = make_bundle(tmp_path / f"bundle-{rounds}", names, concurrency=5)
+            key = f"code-server-{secrets.token_hex(4)}"
+            for name in names:
+                edit(root, name, 'module "code-server" {', f'module "{key}" {{')
+            pin_images(root, "base")
+            code, summary, _ = publish(root, capsys)
+            assert code == 0, (rounds, summary)
+            assert statuses(summary) == dict.fromkeys(names, "pushed"), rounds
+            raced += sum("files_hash_created_by_key" in t["detail"] for t in summary["templates"])
+    finally:
+        coder.sql(NO_SLOW_MODULE_ARCHIVES)
+    took = time.monotonic() - started
+    assert raced, f"no import met the module-archive race in {rounds} rounds of 5 ({took:.0f} s)"
+    print(  # noqa: T201 - a figure for -s
+        f"module-archive races survived by a retry: {raced} in {rounds} round(s) of 5, {took:.0f} s"
+    )
 
 
 # -- the upgrade-safety gate -------------------------------------------------------------
@@ -405,6 +507,16 @@ NEW_IMMUTABLE = (
         '  type         = "string"\n  mutable      = false\n}\n\ndata "coder_parameter" "repo" {'
     ),
 )
+RENAME_CLAIM = [
+    (
+        'resource "kubernetes_persistent_volume_claim_v1" "home" {',
+        'resource "kubernetes_persistent_volume_claim_v1" "workspace" {',
+    ),
+    (
+        "claim_name = kubernetes_persistent_volume_claim_v1.home.metadata[0].name",
+        "claim_name = kubernetes_persistent_volume_claim_v1.workspace.metadata[0].name",
+    ),
+]
 GATE_CASES = {
     "parameter-new-immutable:region": [NEW_IMMUTABLE],
     "parameter-removed:repo": [
@@ -420,12 +532,9 @@ GATE_CASES = {
     "made-immutable:repo": [
         ('  default      = ""\n  mutable      = true', '  default      = ""\n  mutable      = false')
     ],
-    "volume-replaced:kubernetes_persistent_volume_claim_v1.home": [
-        (
-            'name      = "coder-${data.coder_workspace.me.id}-home"',
-            'name      = "coder-${data.coder_workspace.me.id}-data"',
-        )
-    ],
+    # A new address without a `moved` block: terraform destroys the claim (test_upgrade_gate.py
+    # plans it with real terraform).  An attribute edit would not: the claim ignores all changes.
+    "volume-replaced:kubernetes_persistent_volume_claim_v1.home": RENAME_CLAIM,
 }
 
 
@@ -484,6 +593,26 @@ def test_a_compatible_change_passes_the_gate_and_accept_breaking_overrides_it(tm
         '  option {\n    name  = "4 cores"\n    value = 4\n  }\n  option {\n    name  = "8 cores"\n'
         "    value = 8\n  }\n",
     )
+    # The claim ignores all changes: a new name is not applied to existing workspaces' claims.
+    edit(
+        root,
+        name,
+        'name      = "coder-${data.coder_workspace.me.id}-home"',
+        'name      = "coder-${data.coder_workspace.me.id}-data"',
+    )
+    code, summary, _ = publish(root, capsys)
+    assert code == 0, summary
+    assert statuses(summary) == {name: "pushed"}
+    assert summary["templates"][0]["upgrade_findings"] == []
+
+    # A new address with a `moved` block: terraform moves the claim instead of deleting it.
+    for old, new in RENAME_CLAIM:
+        edit(root, name, old, new)
+    with (root / "templates" / name / "main.tf").open("a") as fh:
+        fh.write(
+            "\nmoved {\n  from = kubernetes_persistent_volume_claim_v1.home\n"
+            "  to   = kubernetes_persistent_volume_claim_v1.workspace\n}\n"
+        )
     code, summary, _ = publish(root, capsys)
     assert code == 0, summary
     assert statuses(summary) == {name: "pushed"}

@@ -2,18 +2,40 @@
 
 Publishing is proven against a real Coder server (tests/coder_deployment.py,
 tests/test_publish_real.py).  This stand-in stays only for what that server
-cannot do on demand, in tests/test_publish.py:
+cannot do on demand.  Its users, and why:
 
-* a *licensed* deployment (``GET /entitlements`` says advanced template
-  scheduling is entitled, so dormancy fields are applied and compared): the
-  real server here is the open-source build, which has no licence;
-* a 403 answer to the publisher's REST calls (``forbidden``);
-* a ``coder`` CLI that prints the token it was given (``echo_token``), to prove
-  no secret reaches the output even from a leaky tool;
-* exact fault sequences on the REST calls of one run (``faults``: status codes
-  or ``"drop"``), and exact request counts (``requests``);
-* an import failing once with the error coderd's modules-archive race gives
-  (``fail_once``), which the real server hits only at random.
+tests/test_publish.py
+  * a *licensed* deployment (``GET /entitlements`` says advanced template
+    scheduling is entitled, so dormancy fields are applied and compared, and a
+    PATCH keeps the licensed defaults it was not sent): the real server here is
+    the open-source build, which has no licence;
+  * a 403 to every REST call (``forbidden``), as a policy or proxy in front of
+    Coder answers: coderd lets any member read templates and refuses only
+    writes;
+  * a ``coder`` CLI that prints the token it was given (``echo_token``), to
+    prove no secret reaches the output even from a leaky tool: the real CLI
+    never does;
+  * exact fault sequences on the REST calls of one run (``faults``: status
+    codes or ``"drop"``) and the exact argv the CLI was run with
+    (``cli_calls``); the real server's faults come from
+    ``standin/fault_proxy.py``, which matches requests, not their order;
+  * an import of a new *version of an existing template* failing once with the
+    modules-archive race's error (``fail_once``) or every time
+    (``fail_imports``), to check the version name the failed import leaves
+    taken: the real server's race test races first publishes only.
+tests/test_doctor.py
+  * a token that has expired, yet whose key doctor can still read
+    (``key_expires_at`` in 2020): coderd answers 401 to an expired key, so the
+    "expired on" row cannot be produced by it; the fixed expiry of the valid
+    case keeps that row's text exact;
+  * a ``coder`` CLI of another version than the server
+    (``STANDIN_CODER_CLI_VERSION``): one Coder version is built here;
+  * and, so that the doctor tests run without a deployment (PostgreSQL and a
+    Coder build), the version, not-Coder, member-role and wrong-token rows a
+    real server could answer too.
+
+(tests/test_messages.py does not use it: its not-Coder server is a handler of
+its own.)
 
 JSON shapes follow codersdk (Template, TemplateVersion, Organization,
 BuildInfoResponse, Response{message, detail}); semantics follow coderd where

@@ -14,7 +14,13 @@ version's, and its volume resources with the active version's files:
 * ``type-changed:<name>``, ``made-immutable:<name>``;
 * ``volume-replaced:<address>``: a persistent volume (or the namespace holding
   it) is removed, renamed or changed in an attribute that forces replacement:
-  Terraform deletes it, and the developer's home with it.
+  Terraform deletes it, and the developer's home with it.  As Terraform plans
+  it: the candidate's ``lifecycle { ignore_changes = all }`` leaves no
+  attribute able to force a replacement (``ignore_changes = [...]`` those
+  listed); a ``moved`` block carries the volume to its new address, and a
+  ``removed`` block with ``destroy = false`` forgets it without deleting it.
+  A changed ``count`` or ``for_each``, a rename without ``moved`` and a
+  removal without ``removed`` still delete it.
 
 A finding blocks the version unless it is accepted in the template's
 ``template.toml`` (``[upgrade] accept = ["parameter-removed:old"]``) or with
@@ -25,6 +31,7 @@ fetches the two versions and hands them over.
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,7 +40,7 @@ from coderbundle.errors import PublishError
 from coderbundle.hcl import Block, HclSyntaxError, parse_text
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
 
 __all__ = ["Finding", "check_upgrade", "compare_parameters", "compare_volumes", "tf_files"]
 
@@ -150,17 +157,69 @@ def tf_files(archive: bytes) -> dict[str, str]:
     return found
 
 
-def _volumes(files: Mapping[str, str]) -> dict[str, Block]:
-    found = {}
+def _blocks(files: Mapping[str, str]) -> Iterator[Block]:
+    """The top-level blocks of every file that parses."""
     for name, text in sorted(files.items()):
         try:
             tree = parse_text(text, name)
         except HclSyntaxError:
             continue  # the candidate was validated; an old version that no longer parses has no say
-        for block in tree.blocks:
-            if block.type == "resource" and block.labels and block.labels[0] in VOLUME_TYPES:
-                found[block.address] = block
-    return found
+        yield from tree.blocks
+
+
+def _volumes(files: Mapping[str, str]) -> dict[str, Block]:
+    return {
+        block.address: block
+        for block in _blocks(files)
+        if block.type == "resource" and block.labels and block.labels[0] in VOLUME_TYPES
+    }
+
+
+def _address(value: Any) -> str:
+    """``x.y`` from the ``${x.y}`` a ``moved``/``removed`` block's ``from``/``to`` parses to."""
+    text = str(value or "")
+    return text[2:-1] if text.startswith("${") and text.endswith("}") else text
+
+
+def _moves_and_forgotten(files: Mapping[str, str]) -> tuple[dict[str, str], set[str]]:
+    """The candidate's ``moved`` blocks (from -> to) and ``removed`` blocks that keep the object."""
+    moves: dict[str, str] = {}
+    forgotten: set[str] = set()
+    for block in _blocks(files):
+        if block.type == "moved" and block.get("from") and block.get("to"):
+            moves[_address(block.get("from"))] = _address(block.get("to"))
+        lifecycle = block.child("lifecycle")
+        if block.type == "removed" and lifecycle is not None and lifecycle.get("destroy") is False:
+            forgotten.add(_address(block.get("from")))
+    return moves, forgotten
+
+
+_META_ARGUMENTS = (("count",), ("for_each",))  # not attributes: ignore_changes never covers them
+
+
+def _ignored(block: Block) -> list[tuple[str, ...]] | None:
+    """What ``lifecycle { ignore_changes }`` leaves out of the plan: None for ``all``, else paths."""
+    lifecycle = block.child("lifecycle")
+    value = lifecycle.get("ignore_changes") if lifecycle is not None else None
+    if value == "all":
+        return None
+    paths = []
+    for entry in value if isinstance(value, list) else []:
+        text = _address(entry)  # metadata[0].name -> ("metadata", "name")
+        paths.append(tuple(part for part in re.split(r"\[[^\]]*\]|\.", text) if part))
+    return paths
+
+
+def _force_new(block: Block) -> tuple[tuple[str, ...], ...]:
+    """The replacement-forcing paths Terraform still compares for the candidate ``block``."""
+    ignored = _ignored(block)
+    if ignored is None:
+        return _META_ARGUMENTS
+    return tuple(
+        path
+        for path in _FORCE_NEW
+        if path in _META_ARGUMENTS or not any(path[: len(i)] == i for i in ignored)
+    )
 
 
 def _attribute(block: Block, path: tuple[str, ...]) -> Any:
@@ -171,26 +230,36 @@ def _attribute(block: Block, path: tuple[str, ...]) -> Any:
 def compare_volumes(active: Mapping[str, str], candidate: Mapping[str, str]) -> list[Finding]:
     """Volumes (and their namespaces) the candidate removes, renames or forces to be replaced."""
     old, new = _volumes(active), _volumes(candidate)
+    moves, forgotten = _moves_and_forgotten(candidate)
     found = []
     for address in sorted(old):
-        if address not in new:
+        target = address
+        for _ in range(len(moves)):  # follow a chain of moved blocks, as Terraform does
+            if target in new or target not in moves:
+                break
+            target = moves[target]
+        if target not in new:
+            if address in forgotten:
+                continue  # removed { destroy = false }: Terraform forgets it, the data stays
             found.append(
                 Finding(
                     f"volume-replaced:{address}",
-                    f"{address} is removed or renamed: Terraform deletes it, and the data on it",
+                    f"{address} is removed or renamed: Terraform deletes it, and the data on it "
+                    "(a `moved` block keeps a renamed one)",
                 )
             )
             continue
         changed = [
             ".".join(path)
-            for path in _FORCE_NEW
-            if _attribute(old[address], path) != _attribute(new[address], path)
+            for path in _force_new(new[target])
+            if _attribute(old[address], path) != _attribute(new[target], path)
         ]
         if changed:
             found.append(
                 Finding(
                     f"volume-replaced:{address}",
-                    f"{address} changes {', '.join(changed)}: Terraform replaces it, deleting its data",
+                    f"{address} changes {', '.join(changed)}: Terraform replaces it, deleting its data"
+                    + (f" (moved to {target})" if target != address else ""),
                 )
             )
     return found
