@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from bundle_files import set_values_file
+from ci_skip import skip_or_fail
 from coderbundle.doctor import (
     check_coder_cli,
     check_coder_server,
@@ -417,9 +418,9 @@ def test_a_stand_in_in_a_tools_cache_elsewhere_is_named(tmp_path):
 
 
 def test_the_terraform_of_the_tools_cache_is_built_from_source():
-    cache = Path(os.environ.get("CODERBUNDLE_TOOLS_CACHE", "/nonexistent"))
+    cache = Path(os.environ.get("CODERBUNDLE_TOOLS_CACHE", Path.home() / ".cache" / "coderbundle" / "tools"))
     if not (cache / "manifest.json").is_file():
-        pytest.skip("no `nox -s tools` cache (CODERBUNDLE_TOOLS_CACHE)")
+        skip_or_fail(f"no `nox -s tools` cache in {cache} (CODERBUNDLE_TOOLS_CACHE)")
     entry = json.loads((cache / "manifest.json").read_text(encoding="utf-8"))["terraform"]
     binary = str(cache / entry["path"])
     assert tool_provenance(binary, [cache]) == f"{entry['kind']} ({entry['source']})"
