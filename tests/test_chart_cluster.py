@@ -355,33 +355,24 @@ def test_deploy_warns_when_the_installed_release_crosses_changed_defaults(crds, 
         "KUBECONFIG": str(crds.kubeconfig),
     }
     target = yaml.safe_load((CHART / "Chart.yaml").read_text())["version"]
+
+    def deploy() -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "coderbundle", "--root", str(REPO), "deploy", "-f", str(values_file)]
+        return subprocess.run(argv, capture_output=True, text=True, check=False, env=env, timeout=600)
+
     try:
         with helm_config(crds) as config:
             ensure_namespace(crds, NS)
             with helm.Chart.load(old) as chart:
                 config.install(chart, RELEASE, values, namespace=NS)
-            proc = subprocess.run(
-                [sys.executable, "-m", "coderbundle", "--root", str(REPO), "deploy", "-f", str(values_file)],
-                capture_output=True,
-                text=True,
-                check=False,
-                env=env,
-                timeout=600,
-            )
+            proc = deploy()
             assert proc.returncode == 0, proc.stderr
             assert f"upgrading chart 1.1.0 -> {target}: " in proc.stderr
             assert "from `traefik` to `ingress`" in proc.stderr
             (release,) = [r for r in config.list() if r["name"] == RELEASE]
             assert release["chart_version"] == target  # deploy went on to upgrade it
             # Run again: the release is current, nothing is crossed, nothing is printed.
-            again = subprocess.run(
-                [sys.executable, "-m", "coderbundle", "--root", str(REPO), "deploy", "-f", str(values_file)],
-                capture_output=True,
-                text=True,
-                check=False,
-                env=env,
-                timeout=600,
-            )
+            again = deploy()
             assert again.returncode == 0, again.stderr
             assert "upgrading chart" not in again.stderr
     finally:
